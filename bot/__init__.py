@@ -1,0 +1,1 @@
+"""The Telegram staff bot (issue 4): handlers, keyboards, rendering."""

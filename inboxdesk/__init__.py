@@ -1,0 +1,1 @@
+"""inboxdesk: the application — settings, domain rules, the desk service, CLI and daemon."""

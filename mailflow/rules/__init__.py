@@ -1,0 +1,1 @@
+"""The inbound rule chain: small named rules, each deciding one concern (see chain.py)."""

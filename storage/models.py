@@ -1,0 +1,214 @@
+"""Typed SQLAlchemy models: every table inboxdesk keeps.
+
+Times are stored as timezone-aware UTC. Raw mail and attachment bytes live in the database so a
+record is complete on its own (a mailbox can be wiped without losing anything).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    # Stable constraint names so Alembic migrations work the same on SQLite and PostgreSQL.
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+    type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class MailboxCheckpoint(Base):
+    """Where intake stopped in one IMAP folder: new mail is every UID above `last_uid`."""
+
+    __tablename__ = "mailbox_checkpoints"
+
+    mailbox: Mapped[str] = mapped_column(String(100), primary_key=True)
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class InboundMessage(Base):
+    """One fetched message, recorded with its raw bytes before the mailbox is touched.
+
+    `source_ref` identifies the message in its source (``"UIDVALIDITY:UID"`` for IMAP, the file key
+    for Maildir, empty for `ingest`); `dedup_key` is the Message-ID, or a content hash without one,
+    and recognises the same mail fetched again under a new UIDVALIDITY.
+    """
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (
+        UniqueConstraint("mailbox", "source_ref", name="uq_inbound_source"),
+        Index("ix_inbound_dedup", "mailbox", "dedup_key"),
+        Index("ix_inbound_pending", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(100))
+    source_ref: Mapped[str | None] = mapped_column(String(300))
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    uid: Mapped[int | None] = mapped_column(BigInteger)
+    message_id: Mapped[str | None] = mapped_column(String(998))
+    dedup_key: Mapped[str] = mapped_column(String(998))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    from_addr: Mapped[str] = mapped_column(String(320), default="")
+    subject: Mapped[str] = mapped_column(Text, default="")
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # recorded -> processed -> acked (the mailbox was flagged/moved); see mailflow.intake.
+    state: Mapped[str] = mapped_column(String(20), default="recorded")
+    disposition: Mapped[str | None] = mapped_column(String(20))
+    reasons: Mapped[list[Any]] = mapped_column(default=list)
+    rule_hits: Mapped[list[Any]] = mapped_column(default=list)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    bounced_outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox_items.id"))
+
+
+class Ticket(Base):
+    """A support ticket or a citizen's appeal (`kind`), with its human-readable `public_id`."""
+
+    __tablename__ = "tickets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))  # ticket | appeal
+    mailbox: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(Text, default="")
+    requester_email: Mapped[str] = mapped_column(String(320), default="")
+    requester_name: Mapped[str] = mapped_column(String(300), default="")
+    organisation: Mapped[str] = mapped_column(String(300), default="")
+    priority: Mapped[int | None] = mapped_column(Integer)
+    impact: Mapped[str | None] = mapped_column(String(40))
+    assignee: Mapped[str | None] = mapped_column(String(100))
+    line: Mapped[int] = mapped_column(Integer, default=1)
+    linked_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    messages: Mapped[list[TicketMessage]] = relationship(
+        back_populates="ticket", order_by="TicketMessage.id", foreign_keys="TicketMessage.ticket_id"
+    )
+    events: Mapped[list[AuditEvent]] = relationship(order_by="AuditEvent.id")
+
+
+class TicketMessage(Base):
+    """An email in or out of a ticket, or an internal note (`direction` in/out/note)."""
+
+    __tablename__ = "ticket_messages"
+    __table_args__ = (Index("ix_ticket_messages_message_id", "message_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    direction: Mapped[str] = mapped_column(String(10))
+    from_addr: Mapped[str] = mapped_column(String(320), default="")
+    to_addrs: Mapped[list[Any]] = mapped_column(default=list)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    message_id: Mapped[str | None] = mapped_column(String(998))
+    author: Mapped[str | None] = mapped_column(String(100))
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"))
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox_items.id"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    ticket: Mapped[Ticket] = relationship(back_populates="messages", foreign_keys=[ticket_id])
+    attachments: Mapped[list[Attachment]] = relationship(order_by="Attachment.id")
+
+
+class Attachment(Base):
+    """A file of a ticket message; `content` is None when it was refused (size limit, MAIL-9)."""
+
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_message_id: Mapped[int] = mapped_column(ForeignKey("ticket_messages.id"))
+    filename: Mapped[str] = mapped_column(String(500))
+    content_type: Mapped[str] = mapped_column(String(200))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class AuditEvent(Base):
+    """Who changed what, when, from -> to (AUD-1)."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_ticket", "ticket_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"))
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(50))
+    from_value: Mapped[str | None] = mapped_column(Text)
+    to_value: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OutboxItem(Base):
+    """An effect waiting to leave: a fully rendered email (`payload` = RFC 5322 bytes) or a chat
+    message (`payload` = JSON). Rows are written in the transaction that caused them."""
+
+    __tablename__ = "outbox_items"
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        Index("ix_outbox_message_id", "message_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20))  # email | telegram
+    purpose: Mapped[str] = mapped_column(String(40))  # ack, reply, department, notice, ...
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    mail_from: Mapped[str] = mapped_column(String(320), default="")
+    recipients: Mapped[list[Any]] = mapped_column(default=list)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    message_id: Mapped[str | None] = mapped_column(String(998))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    # pending -> sent | failed; an email that came back is `bounced` (LOOP-1).
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_until: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column()
+    auto: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Counter(Base):
+    """Sequence behind public IDs, one row per prefix and year (`HD-2026`)."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
