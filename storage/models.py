@@ -7,7 +7,7 @@ record is complete on its own (a mailbox can be wiped without losing anything).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -41,7 +41,7 @@ class Base(DeclarativeBase):
             "pk": "pk_%(table_name)s",
         }
     )
-    type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map: ClassVar = {datetime: DateTime(timezone=True), dict[str, Any]: JSON, list[Any]: JSON}
 
 
 class MailboxCheckpoint(Base):
@@ -183,6 +183,7 @@ class OutboxItem(Base):
     __table_args__ = (
         Index("ix_outbox_due", "status", "next_attempt_at"),
         Index("ix_outbox_message_id", "message_id"),
+        Index("ix_outbox_auto_to", "to_addr", "auto", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -191,6 +192,7 @@ class OutboxItem(Base):
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     mail_from: Mapped[str] = mapped_column(String(320), default="")
     recipients: Mapped[list[Any]] = mapped_column(default=list)
+    to_addr: Mapped[str] = mapped_column(String(320), default="")  # first recipient, for rate caps
     subject: Mapped[str] = mapped_column(Text, default="")
     message_id: Mapped[str | None] = mapped_column(String(998))
     payload: Mapped[bytes] = mapped_column(LargeBinary)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 02:38:12.903937
+Create Date: 2026-11-22
 """
 from alembic import op
 import sqlalchemy as sa
@@ -57,6 +57,7 @@ def upgrade() -> None:
     sa.Column('ticket_id', sa.Integer(), nullable=True),
     sa.Column('mail_from', sa.String(length=320), nullable=False),
     sa.Column('recipients', sa.JSON(), nullable=False),
+    sa.Column('to_addr', sa.String(length=320), nullable=False),
     sa.Column('subject', sa.Text(), nullable=False),
     sa.Column('message_id', sa.String(length=998), nullable=True),
     sa.Column('payload', sa.LargeBinary(), nullable=False),
@@ -72,6 +73,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox_items'))
     )
     with op.batch_alter_table('outbox_items', schema=None) as batch_op:
+        batch_op.create_index('ix_outbox_auto_to', ['to_addr', 'auto', 'created_at'], unique=False)
         batch_op.create_index('ix_outbox_due', ['status', 'next_attempt_at'], unique=False)
         batch_op.create_index('ix_outbox_message_id', ['message_id'], unique=False)
 
@@ -175,6 +177,7 @@ def downgrade() -> None:
     with op.batch_alter_table('outbox_items', schema=None) as batch_op:
         batch_op.drop_index('ix_outbox_message_id')
         batch_op.drop_index('ix_outbox_due')
+        batch_op.drop_index('ix_outbox_auto_to')
 
     op.drop_table('outbox_items')
     op.drop_table('tickets')

@@ -1,0 +1,55 @@
+"""The composition root: builds every part from settings (the only module that knows them all)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from inboxdesk.desk import Desk
+from inboxdesk.settings import MailboxSettings, Settings
+from mailflow.delivery import EmailDelivery, MailTransport, make_transport
+from mailflow.intake import Intake
+from mailflow.sources import MailSource
+from mailflow.sources.imap import ImapSource
+from mailflow.sources.maildir import MaildirSource
+from storage.db import Database
+
+
+class App:
+    """Settings → database, desk, intake, sources and delivery, created on first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def db(self) -> Database:
+        db = Database(self.settings.database_url)
+        db.migrate()
+        return db
+
+    @cached_property
+    def desk(self) -> Desk:
+        return Desk(self.settings)
+
+    @cached_property
+    def intake(self) -> Intake:
+        return Intake(self.db, self.settings, self.desk)
+
+    @cached_property
+    def email_delivery(self) -> EmailDelivery:
+        return EmailDelivery(self.db, self.settings.outbound, self.mail_transport)
+
+    def mail_transport(self) -> MailTransport:
+        out = self.settings.outbound
+        return make_transport(out, self.settings.resolve(out.path))
+
+    def source(self, box: MailboxSettings) -> MailSource:
+        """A fresh, unopened source for `box`."""
+        if box.source == "imap":
+            return ImapSource(host=box.host, port=box.port, security=box.security,
+                              username=box.username, password=box.password, folder=box.folder,
+                              processed_folder=box.processed_folder)
+        return MaildirSource(self.settings.resolve(box.path), processed_folder=box.processed_folder)
+
+    def close(self) -> None:
+        if "db" in self.__dict__:
+            self.db.dispose()

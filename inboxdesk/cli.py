@@ -1,0 +1,207 @@
+"""`inboxdesk` command line: the daemon, imports, and views of tickets, inbound mail and outbox."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from inboxdesk import views
+from inboxdesk.app import App
+from inboxdesk.daemon import Daemon
+from inboxdesk.settings import SettingsError, load_settings
+from storage.models import InboundMessage, OutboxItem, Ticket
+
+log = logging.getLogger("inboxdesk")
+
+
+class CommandError(Exception):
+    """A refused or impossible command: printed as one line, exit status 1."""
+
+
+def _print(data: Any, as_json: bool, table: Callable[[Any], str]) -> None:
+    if as_json:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+    else:
+        print(table(data))
+
+
+def _rows(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    if not rows:
+        return "(none)"
+    cells = [[str(r.get(c) if r.get(c) is not None else "") for c in columns] for r in rows]
+    widths = [min(60, max(len(c), *(len(row[i]) for row in cells))) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v[:w].ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(lines)
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+def cmd_run(app: App, args: argparse.Namespace) -> int:
+    daemon = Daemon(app)
+    asyncio.run(daemon.run_once() if args.once else daemon.run_forever())
+    return 0
+
+
+def cmd_ingest(app: App, args: argparse.Namespace) -> int:
+    box = app.settings.mailbox(args.mailbox)
+    if args.files == ["-"]:
+        raws = [sys.stdin.buffer.read()]
+    else:
+        try:
+            raws = [Path(f).read_bytes() for f in args.files]
+        except OSError as exc:
+            raise CommandError(f"cannot read {exc.filename}: {exc.strerror}") from None
+    stats = app.intake.ingest(box, raws)
+    print(f"{stats.recorded} recorded: " + (", ".join(
+        f"{k} {v}" for k, v in sorted(stats.dispositions.items())) or "nothing new"))
+    return 0
+
+
+def cmd_tickets_list(app: App, args: argparse.Namespace) -> int:
+    with app.db.sessions() as s:
+        query = select(Ticket).order_by(Ticket.id)
+        if args.status:
+            query = query.where(Ticket.status == args.status)
+        if args.kind:
+            query = query.where(Ticket.kind == args.kind)
+        rows = [views.ticket_summary(t) for t in s.scalars(query)]
+    _print(rows, args.json, lambda r: _rows(r, ["id", "status", "requester_email", "subject"]))
+    return 0
+
+
+def cmd_tickets_show(app: App, args: argparse.Namespace) -> int:
+    with app.db.sessions() as s:
+        ticket = s.scalar(select(Ticket).where(Ticket.public_id == args.id))
+        if ticket is None:
+            raise CommandError(f"no ticket {args.id}")
+        view = views.ticket_detail(s, ticket)
+    _print(view, args.json, _ticket_text)
+    return 0
+
+
+def _ticket_text(v: dict[str, Any]) -> str:
+    lines = [f"{v['id']}  {v['status']}  {v['subject']}", f"от: {v['requester_name']} <{v['requester_email']}>"]
+    for m in v["messages"]:
+        lines += ["", f"--- {m['direction']} {m['at']} {m['from']}: {m['subject']}", m["body"].rstrip()]
+        lines += [f"  [файл] {a['filename']} ({a['size']} B){'' if a['stored'] else ' — не сохранён'}"
+                  for a in m["attachments"]]
+    lines += ["", "события:"] + [f"  {e['at']} {e['actor']} {e['action']} {e['from'] or ''} -> {e['to'] or ''}"
+                                 for e in v["events"]]
+    return "\n".join(lines)
+
+
+def cmd_inbound_list(app: App, args: argparse.Namespace) -> int:
+    with app.db.sessions() as s:
+        ids = views.public_ids(s)
+        query = select(InboundMessage).order_by(InboundMessage.id)
+        if args.disposition:
+            query = query.where(InboundMessage.disposition == args.disposition)
+        rows = [views.inbound_view(r, ids) for r in s.scalars(query)]
+    _print(rows, args.json, lambda r: _rows(r, ["id", "mailbox", "disposition", "ticket_id", "from",
+                                                  "subject", "reasons"]))
+    return 0
+
+
+def cmd_outbox_list(app: App, args: argparse.Namespace) -> int:
+    with app.db.sessions() as s:
+        ids = views.public_ids(s)
+        query = select(OutboxItem).order_by(OutboxItem.id)
+        if args.status:
+            query = query.where(OutboxItem.status == args.status)
+        rows = [views.outbox_view(o, ids) for o in s.scalars(query)]
+    _print(rows, args.json, lambda r: _rows(r, ["id", "channel", "status", "attempts", "to", "subject",
+                                                  "last_error"]))
+    return 0
+
+
+def cmd_check_config(app: App, args: argparse.Namespace) -> int:
+    from inboxdesk.checks import check_everything
+
+    problems = check_everything(app)
+    for line in problems:
+        print(f"PROBLEM: {line}")
+    if not problems:
+        print("settings and every server OK")
+    return 1 if problems else 0
+
+
+# -- wiring -------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="inboxdesk", description=__doc__)
+    p.add_argument("--config", help="settings file (default: $INBOXDESK_CONFIG, else ./settings.toml)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="the daemon")
+    run.add_argument("--once", action="store_true", help="poll every mailbox once, deliver the outbox, exit")
+    run.set_defaults(func=cmd_run)
+
+    ingest = sub.add_parser("ingest", help="feed raw messages as if they arrived")
+    ingest.add_argument("--mailbox", required=True)
+    ingest.add_argument("files", nargs="+", help="message files, or - for standard input")
+    ingest.set_defaults(func=cmd_ingest)
+
+    tickets = sub.add_parser("tickets", help="list and show tickets and appeals").add_subparsers(
+        dest="action", required=True)
+    tl = tickets.add_parser("list")
+    tl.add_argument("--status")
+    tl.add_argument("--kind", choices=["ticket", "appeal"])
+    tl.add_argument("--json", action="store_true")
+    tl.set_defaults(func=cmd_tickets_list)
+    ts = tickets.add_parser("show")
+    ts.add_argument("id")
+    ts.add_argument("--json", action="store_true")
+    ts.set_defaults(func=cmd_tickets_show)
+
+    inbound = sub.add_parser("inbound", help="every recorded inbound message").add_subparsers(
+        dest="action", required=True)
+    il = inbound.add_parser("list")
+    il.add_argument("--disposition")
+    il.add_argument("--json", action="store_true")
+    il.set_defaults(func=cmd_inbound_list)
+
+    out = sub.add_parser("outbox", help="letters and messages waiting or sent").add_subparsers(
+        dest="action", required=True)
+    ol = out.add_parser("list")
+    ol.add_argument("--status")
+    ol.add_argument("--json", action="store_true")
+    ol.set_defaults(func=cmd_outbox_list)
+
+    check = sub.add_parser("check-config", help="validate settings and try every server")
+    check.set_defaults(func=cmd_check_config)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("apscheduler", "aiosmtplib", "httpx", "imapclient", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        settings = load_settings(args.config)
+    except SettingsError as exc:
+        print(f"inboxdesk: settings: {exc}", file=sys.stderr)
+        return 2
+    app = App(settings)
+    try:
+        return args.func(app, args)
+    except (CommandError, SettingsError) as exc:
+        print(f"inboxdesk: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        app.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""The daemon: scheduled polling, IMAP IDLE watchers and outbox delivery in one event loop.
+
+Blocking work (IMAP, the database) runs in threads; every job is a single step that can also be
+run once (`run --once`). Signals only set the stop flag: the batch in hand is finished, then the
+loop ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from inboxdesk.app import App
+from inboxdesk.settings import MailboxSettings
+from mailflow.intake import IntakeStats
+from mailflow.sources import MailSource, SourceError
+
+log = logging.getLogger("inboxdesk.daemon")
+
+DELIVERY_SECONDS = 10.0  # how often the outbox is checked when nothing wakes it earlier
+# IDLE is re-issued this often: short enough that a stop request is honoured quickly, and well
+# inside the 29 minutes RFC 2177 allows.
+IDLE_SECONDS = 5.0
+RECONNECT_MAX_SECONDS = 60.0
+
+
+class Daemon:
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.stopping = threading.Event()
+        self.inflight: set[asyncio.Task[object]] = set()
+        self.scheduler: AsyncIOScheduler | None = None
+        self.failing: dict[str, str] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    # -- single steps ----------------------------------------------------------------------------
+
+    def poll_mailbox(self, box: MailboxSettings, source: MailSource | None = None) -> IntakeStats | None:
+        """Open (unless given), read everything new, close; a failure is one log line."""
+        own = source is None
+        src = source or self.app.source(box)
+        try:
+            if own:
+                src.open()
+            stats = self.app.intake.poll(box, src, should_stop=self.stopping.is_set)
+        except SourceError as exc:
+            self._failure(box.name, str(exc))
+            return None
+        finally:
+            if own:
+                src.close()
+        self._recovered(box.name)
+        if stats.fetched:
+            log.info("mailbox %s: %d fetched, %s", box.name, stats.fetched,
+                     ", ".join(f"{k} {v}" for k, v in sorted(stats.dispositions.items())) or "none new")
+        return stats
+
+    async def deliver(self) -> int:
+        """Send every due outbox letter; returns how many were accepted."""
+        total = 0
+        while not self.stopping.is_set():
+            sent = await self.app.email_delivery.deliver_due()
+            total += sent
+            if sent == 0:
+                break
+        return total
+
+    def _failure(self, name: str, message: str) -> None:
+        log.error("%s: %s", name, message)
+        self.failing[name] = message
+
+    def _recovered(self, name: str) -> None:
+        if self.failing.pop(name, None) is not None:
+            log.info("%s: working again", name)
+
+    # -- run modes -------------------------------------------------------------------------------
+
+    async def run_once(self) -> None:
+        """Poll every mailbox once, deliver the outbox, return."""
+        for box in self.app.settings.mailboxes:
+            await asyncio.to_thread(self.poll_mailbox, box)
+        await self.deliver()
+
+    async def run_forever(self) -> None:
+        loop = self.loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+        self.scheduler = AsyncIOScheduler(event_loop=loop)
+        now = datetime.now().astimezone()
+        for box in self.app.settings.mailboxes:
+            if box.idle and box.source == "imap":
+                self._track(asyncio.create_task(asyncio.to_thread(self._idle_watch, box)))
+            else:
+                self.scheduler.add_job(self._job(self._poll_job, box), "interval",
+                                       seconds=box.poll_seconds, next_run_time=now,
+                                       id=f"poll:{box.name}", max_instances=1, coalesce=True)
+        self.scheduler.add_job(self._job(self._deliver_job), "interval", seconds=DELIVERY_SECONDS,
+                               next_run_time=now, id="deliver", max_instances=1, coalesce=True)
+        self.scheduler.start()
+        log.info("inboxdesk running: %d mailbox(es), outbound via %s", len(self.app.settings.mailboxes),
+                 self.app.settings.outbound.transport)
+        while not self.stopping.is_set():
+            await asyncio.sleep(0.2)
+        self.scheduler.shutdown(wait=False)
+        if self.inflight:
+            await asyncio.gather(*self.inflight, return_exceptions=True)
+        log.info("inboxdesk stopped")
+
+    def stop(self) -> None:
+        if not self.stopping.is_set():
+            log.info("stopping after the work in hand")
+        self.stopping.set()
+
+    # -- jobs ------------------------------------------------------------------------------------
+
+    def _job(self, fn: Callable[..., Awaitable[object]], *args: object) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            if self.stopping.is_set():
+                return
+            task = asyncio.ensure_future(fn(*args))
+            self._track(task)
+            await task
+
+        return run
+
+    def _track(self, task: asyncio.Task[object]) -> None:
+        self.inflight.add(task)
+        task.add_done_callback(self.inflight.discard)
+
+    async def _poll_job(self, box: MailboxSettings) -> None:
+        stats = await asyncio.to_thread(self.poll_mailbox, box)
+        if stats and stats.processed:
+            self.wake_delivery()
+
+    async def _deliver_job(self) -> None:
+        await self.deliver()
+
+    def wake_delivery(self) -> None:
+        """Deliver now instead of at the next tick (a new ticket's acknowledgement)."""
+        if self.scheduler is not None and self.scheduler.running:
+            job = self.scheduler.get_job("deliver")
+            if job is not None:
+                job.modify(next_run_time=datetime.now().astimezone())
+
+    def _idle_watch(self, box: MailboxSettings) -> None:
+        """One connection held open: poll, IDLE until the server says there is mail, repeat."""
+        delay = 1.0
+        while not self.stopping.is_set():
+            source = self.app.source(box)
+            try:
+                source.open()
+                delay = 1.0
+                while not self.stopping.is_set():
+                    stats = self.poll_mailbox(box, source)
+                    if stats is None:
+                        break
+                    if stats.processed and self.loop is not None:
+                        self.loop.call_soon_threadsafe(self.wake_delivery)
+                    # Poll anyway every poll_seconds, in case a notification was missed.
+                    deadline = time.monotonic() + box.poll_seconds
+                    while (not self.stopping.is_set() and time.monotonic() < deadline
+                           and not source.wait_for_mail(IDLE_SECONDS)):
+                        pass
+            except SourceError as exc:
+                self._failure(box.name, str(exc))
+            finally:
+                source.close()
+            if self.stopping.wait(delay):
+                break
+            delay = min(delay * 2, RECONNECT_MAX_SECONDS)

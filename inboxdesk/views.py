@@ -1,0 +1,64 @@
+"""Plain-data views of records, shared by the CLI's JSON and tables (and later the bot)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from storage.models import AuditEvent, InboundMessage, OutboxItem, Ticket
+
+
+def iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at else None
+
+
+def ticket_summary(t: Ticket) -> dict[str, Any]:
+    return {"id": t.public_id, "kind": t.kind, "status": t.status, "subject": t.subject,
+            "requester_email": t.requester_email, "requester_name": t.requester_name,
+            "created_at": iso(t.created_at), "assignee": t.assignee, "priority": t.priority,
+            "impact": t.impact, "line": t.line}
+
+
+def ticket_detail(session: Session, t: Ticket) -> dict[str, Any]:
+    view = ticket_summary(t)
+    linked = session.get(Ticket, t.linked_ticket_id) if t.linked_ticket_id else None
+    view["linked_to"] = linked.public_id if linked else None
+    view["fields"] = t.fields
+    view["messages"] = [{
+        "direction": m.direction, "from": m.from_addr, "to": m.to_addrs, "subject": m.subject,
+        "body": m.body, "at": iso(m.at), "author": m.author, "message_id": m.message_id,
+        "attachments": [{"filename": a.filename, "content_type": a.content_type, "size": a.size,
+                         "sha256": a.sha256, "stored": a.content is not None} for a in m.attachments],
+    } for m in t.messages]
+    events = session.scalars(select(AuditEvent).where(AuditEvent.ticket_id == t.id).order_by(AuditEvent.id))
+    view["events"] = [audit_view(e) for e in events]
+    letters = session.scalars(select(OutboxItem).where(OutboxItem.ticket_id == t.id).order_by(OutboxItem.id))
+    view["outbox"] = [outbox_view(o, {t.id: t.public_id}) for o in letters]
+    return view
+
+
+def audit_view(e: AuditEvent) -> dict[str, Any]:
+    return {"at": iso(e.at), "actor": e.actor, "action": e.action, "from": e.from_value,
+            "to": e.to_value, "detail": e.detail}
+
+
+def inbound_view(r: InboundMessage, public_ids: dict[int, str]) -> dict[str, Any]:
+    return {"id": r.id, "mailbox": r.mailbox, "uid": r.uid, "message_id": r.message_id,
+            "from": r.from_addr, "subject": r.subject, "received_at": iso(r.received_at),
+            "state": r.state, "disposition": r.disposition, "reasons": r.reasons,
+            "ticket_id": public_ids.get(r.ticket_id) if r.ticket_id else None}
+
+
+def outbox_view(o: OutboxItem, public_ids: dict[int, str] | None = None) -> dict[str, Any]:
+    return {"id": o.id, "channel": o.channel, "purpose": o.purpose, "to": o.recipients,
+            "subject": o.subject, "status": o.status, "attempts": o.attempts,
+            "last_error": o.last_error,
+            "ticket_id": (public_ids or {}).get(o.ticket_id) if o.ticket_id else None,
+            "created_at": iso(o.created_at), "sent_at": iso(o.sent_at)}
+
+
+def public_ids(session: Session) -> dict[int, str]:
+    return dict(session.execute(select(Ticket.id, Ticket.public_id)).tuples().all())

@@ -1,0 +1,257 @@
+"""Intake: fetch → record → decide → route → act → acknowledge the mailbox (DESIGN §4).
+
+Each inbound row walks `recorded` → `processed` → `acked`, every step committed before the next
+begins, so a crash at any line resumes where it stopped:
+- fetched but not recorded: the checkpoint did not move, the mail is fetched again;
+- recorded but not processed: `process_pending` picks the row up from the stored raw bytes;
+- processed but the mailbox not yet flagged/moved: `finish_acks` flags it again.
+A message fetched twice is recognised by its source position, and one seen again under a new
+UIDVALIDITY by its Message-ID (or content hash), so no crash and no mailbox reset makes a ticket
+twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from inboxdesk.desk import SYSTEM, Desk, size_text
+from inboxdesk.failpoints import failpoint
+from inboxdesk.settings import MailboxSettings, Settings
+from mailflow.chain import Decision, decide
+from mailflow.message import ParsedMessage
+from mailflow.parsing import parse_message
+from mailflow.routing import find_duplicate, route
+from mailflow.rules.base import RuleContext
+from mailflow.rules.size_limit import size_split
+from mailflow.sources import FetchedMail, MailSource
+from storage import outbox
+from storage.db import Database
+from storage.models import InboundMessage, MailboxCheckpoint, OutboxItem
+
+log = logging.getLogger(__name__)
+
+RECORDED, PROCESSED, ACKED = "recorded", "processed", "acked"
+# Raw bytes loaded for one processing batch: big attachments must not pile up in memory.
+BATCH_BYTES = 32 * 1024 * 1024
+
+
+@dataclass
+class IntakeStats:
+    fetched: int = 0
+    recorded: int = 0
+    dispositions: dict[str, int] = field(default_factory=dict)
+
+    def count(self, disposition: str) -> None:
+        self.dispositions[disposition] = self.dispositions.get(disposition, 0) + 1
+
+    @property
+    def processed(self) -> int:
+        return sum(self.dispositions.values())
+
+
+class Intake:
+    """Turns fetched mail into records; one instance serves every mailbox."""
+
+    def __init__(self, db: Database, settings: Settings, desk: Desk,
+                 parse: Callable[[bytes], ParsedMessage] = parse_message,
+                 parse_many: Callable[[list[bytes]], list[ParsedMessage]] | None = None) -> None:
+        self.db, self.settings, self.desk = db, settings, desk
+        self.parse_many = parse_many or (lambda raws: [parse(r) for r in raws])
+        self.own_addresses = frozenset(b.address for b in settings.mailboxes)
+
+    # -- the whole cycle ------------------------------------------------------------------------
+
+    def poll(self, box: MailboxSettings, source: MailSource,
+             should_stop: Callable[[], bool] = lambda: False) -> IntakeStats:
+        """Read everything new in an open `source`; stops between batches when asked."""
+        stats = IntakeStats()
+        self.recover(box, source, stats)
+        uidvalidity = source.uidvalidity()
+        after = self._checkpoint(box, uidvalidity)
+        while not should_stop():
+            batch = source.fetch_new(after, box.batch_size)
+            if not batch:
+                break
+            failpoint("after_fetch")
+            stats.fetched += len(batch)
+            stats.recorded += self.record(box, batch, uidvalidity)
+            failpoint("after_record")
+            self.process_pending(box, stats)
+            failpoint("after_process")
+            self.finish_acks(box, source)
+            after = max((m.uid or 0 for m in batch), default=after)
+        return stats
+
+    def recover(self, box: MailboxSettings, source: MailSource | None, stats: IntakeStats) -> None:
+        """Finish what a previous run left half done."""
+        self.process_pending(box, stats)
+        if source is not None:
+            self.finish_acks(box, source)
+
+    def ingest(self, box: MailboxSettings, raws: list[bytes]) -> IntakeStats:
+        """Feed raw messages as if they had arrived (mail-server pipe, imports)."""
+        stats = IntakeStats(fetched=len(raws))
+        stats.recorded = self.record(box, [FetchedMail(source_ref="", raw=r) for r in raws], None)
+        self.process_pending(box, stats)
+        return stats
+
+    # -- step 2: record -------------------------------------------------------------------------
+
+    def _checkpoint(self, box: MailboxSettings, uidvalidity: int | None) -> int:
+        if uidvalidity is None:
+            return 0
+        with self.db.transaction() as s:
+            cp = s.get(MailboxCheckpoint, box.name)
+            if cp is None:
+                s.add(MailboxCheckpoint(mailbox=box.name, uidvalidity=uidvalidity, last_uid=0))
+                return 0
+            if cp.uidvalidity != uidvalidity:
+                # The folder was recreated: UIDs mean nothing now. Everything is read again and
+                # recognised by Message-ID/content (find_duplicate), so nothing is made twice.
+                log.warning("mailbox %s: UIDVALIDITY changed %s -> %s; rescanning the folder",
+                            box.name, cp.uidvalidity, uidvalidity)
+                cp.uidvalidity, cp.last_uid = uidvalidity, 0
+            return cp.last_uid
+
+    def record(self, box: MailboxSettings, batch: list[FetchedMail], uidvalidity: int | None) -> int:
+        """Store the raw bytes of `batch` and move the checkpoint, in one transaction."""
+        with self.db.transaction() as s:
+            refs = [m.source_ref for m in batch if m.source_ref]
+            known = set(s.scalars(select(InboundMessage.source_ref).where(
+                InboundMessage.mailbox == box.name, InboundMessage.source_ref.in_(refs)))) if refs else set()
+            added = 0
+            for m in batch:
+                if m.source_ref and m.source_ref in known:
+                    continue  # fetched again after a crash before the mailbox was flagged
+                digest = hashlib.sha256(m.raw).hexdigest()
+                s.add(InboundMessage(
+                    mailbox=box.name, source_ref=m.source_ref or None, uidvalidity=m.uidvalidity,
+                    uid=m.uid, dedup_key=f"sha256:{digest}", sha256=digest, size=len(m.raw),
+                    raw=m.raw, state=RECORDED))
+                added += 1
+            uids = [m.uid for m in batch if m.uid is not None]
+            if uidvalidity is not None and uids:
+                s.execute(update(MailboxCheckpoint).where(
+                    MailboxCheckpoint.mailbox == box.name, MailboxCheckpoint.last_uid < max(uids),
+                ).values(last_uid=max(uids)))
+        return added
+
+    # -- steps 3-6: parse, decide, route, act ----------------------------------------------------
+
+    def process_pending(self, box: MailboxSettings, stats: IntakeStats | None = None) -> int:
+        """Process every recorded row of `box`, a bounded batch per transaction."""
+        done = 0
+        for ids in self._pending_batches(box):
+            with self.db.transaction() as s:
+                rows = list(s.scalars(select(InboundMessage).where(InboundMessage.id.in_(ids))
+                                      .order_by(InboundMessage.id)))
+                parsed = self.parse_many([r.raw for r in rows])
+                for row, msg in zip(rows, parsed, strict=True):
+                    disposition = self._process_one(s, box, row, msg)
+                    if stats is not None:
+                        stats.count(disposition)
+                done += len(rows)
+        return done
+
+    def _pending_batches(self, box: MailboxSettings) -> Iterator[list[int]]:
+        with self.db.sessions() as s:
+            pending = s.execute(select(InboundMessage.id, InboundMessage.size).where(
+                InboundMessage.mailbox == box.name, InboundMessage.state == RECORDED,
+            ).order_by(InboundMessage.id)).all()
+        batch: list[int] = []
+        size = 0
+        for row_id, row_size in pending:
+            if batch and (size + row_size > BATCH_BYTES or len(batch) >= box.batch_size):
+                yield batch
+                batch, size = [], 0
+            batch.append(row_id)
+            size += row_size
+        if batch:
+            yield batch
+
+    def _process_one(self, s: Session, box: MailboxSettings, row: InboundMessage,
+                     msg: ParsedMessage) -> str:
+        """Decide and act on one message inside a savepoint; any failure is an `error` row."""
+        row.message_id = msg.message_id
+        row.from_addr = msg.from_addr[:320]
+        row.subject = msg.subject
+        row.dedup_key = (msg.message_id or f"sha256:{row.sha256}")[:998]
+        try:
+            with s.begin_nested():
+                self._act(s, box, row, msg)
+        except Exception as exc:  # one bad message must never stop the mailbox
+            log.exception("mailbox %s: inbound #%s failed", box.name, row.id)
+            row.disposition, row.reasons = "error", [f"{type(exc).__name__}: {exc}"[:500]]
+            row.ticket_id = None
+        row.state = ACKED if not row.source_ref else PROCESSED
+        return row.disposition or "error"
+
+    def _act(self, s: Session, box: MailboxSettings, row: InboundMessage, msg: ParsedMessage) -> None:
+        original = find_duplicate(s, box, row)
+        if original is not None:
+            row.disposition, row.ticket_id = "duplicate", original.ticket_id
+            row.reasons = [f"уже получено как входящее #{original.id} (совпадает "
+                           f"{'Message-ID' if msg.message_id else 'содержимое'})"]
+            return
+        decision = decide(msg, self._context(box))
+        row.rule_hits = [{"rule": h.rule, "reason": h.reason} for h in decision.hits]
+        if decision.disposition is not None:
+            self._filter(s, row, msg, decision)
+            return
+        kept, refused = size_split(msg.attachments, box.max_attachment_bytes)
+        target = route(s, box, msg)
+        if target.ticket is None:
+            ticket = self.desk.open_from_mail(s, box, row, msg, kept, refused, linked_to=target.linked_to)
+            row.disposition = "ticket"
+        else:
+            ticket = target.ticket
+            self.desk.add_sender_mail(s, box, ticket, row, msg, kept, refused)
+            row.disposition = "followup"
+        row.ticket_id = ticket.id
+        row.reasons = [target.reason] + [f"вложение сверх лимита {size_text(box.max_attachment_bytes)} "
+                                         f"не сохранено: {f.filename}" for f in refused]
+
+    def _filter(self, s: Session, row: InboundMessage, msg: ParsedMessage, decision: Decision) -> None:
+        row.disposition, row.reasons = decision.disposition, decision.reasons
+        if decision.disposition == "bounce" and msg.bounce and msg.bounce.original_message_ids:
+            item = s.scalar(select(OutboxItem).where(
+                OutboxItem.message_id.in_(msg.bounce.original_message_ids)).limit(1))
+            if item is not None:  # LOOP-1: our letter came back; staff see it on its record
+                row.bounced_outbox_id, row.ticket_id = item.id, item.ticket_id
+                if not msg.bounce.temporary:
+                    item.status = outbox.BOUNCED
+                    item.last_error = f"bounced: {', '.join(msg.bounce.recipients) or 'recipient unknown'}"
+                ticket = self.desk.ticket_by_id(s, item.ticket_id) if item.ticket_id else None
+                self.desk.audit(s, ticket, SYSTEM, "bounce", None, outbox.BOUNCED, inbound_id=row.id,
+                                outbox_id=item.id, temporary=msg.bounce.temporary)
+                return
+        self.desk.audit(s, None, SYSTEM, "filtered", None, decision.disposition, inbound_id=row.id,
+                        reasons=decision.reasons)
+
+    def _context(self, box: MailboxSettings) -> RuleContext:
+        return RuleContext(mailbox_address=box.address, mailbox_kind=box.kind,
+                           allowed_domains=box.allowed_domains, allow_subdomains=box.allow_subdomains,
+                           own_addresses=self.own_addresses,
+                           max_attachment_bytes=box.max_attachment_bytes)
+
+    # -- step 7: acknowledge the mailbox ---------------------------------------------------------
+
+    def finish_acks(self, box: MailboxSettings, source: MailSource) -> int:
+        """Flag/move every processed message in the mailbox, then remember that it was done."""
+        with self.db.sessions() as s:
+            rows = s.execute(select(InboundMessage.id, InboundMessage.source_ref).where(
+                InboundMessage.mailbox == box.name, InboundMessage.state == PROCESSED,
+            ).order_by(InboundMessage.id)).all()
+        if not rows:
+            return 0
+        source.mark_processed([ref for _, ref in rows])
+        with self.db.transaction() as s:
+            s.execute(update(InboundMessage).where(InboundMessage.id.in_([i for i, _ in rows]))
+                      .values(state=ACKED))
+        return len(rows)

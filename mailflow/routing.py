@@ -1,0 +1,69 @@
+"""Where an accepted message belongs: an existing record (MAIL-4) or a new one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
+
+from inboxdesk import domain
+from inboxdesk.settings import MailboxSettings
+from mailflow.message import ParsedMessage
+from storage.models import InboundMessage, Ticket, TicketMessage
+
+
+@dataclass(frozen=True)
+class Route:
+    """`ticket` is the record to add to (None: open a new one, linked to `linked_to` if set)."""
+
+    ticket: Ticket | None
+    reason: str
+    linked_to: Ticket | None = None
+
+
+def find_duplicate(session: Session, box: MailboxSettings, inbound: InboundMessage) -> InboundMessage | None:
+    """An earlier processed message of this mailbox with the same Message-ID (or content hash).
+
+    This is what keeps a recreated mailbox (new UIDVALIDITY) or a re-imported file from opening
+    the same ticket twice.
+    """
+    return session.scalar(
+        select(InboundMessage).where(
+            InboundMessage.mailbox == box.name, InboundMessage.dedup_key == inbound.dedup_key,
+            InboundMessage.id != inbound.id, InboundMessage.disposition.is_not(None),
+            InboundMessage.disposition != "error",
+        ).order_by(InboundMessage.id).limit(1)
+    )
+
+
+def route(session: Session, box: MailboxSettings, msg: ParsedMessage) -> Route:
+    """Thread by Message-ID references first (they prove the sender saw our mail), then by tag."""
+    kind = domain.KIND_BY_MAILBOX[box.kind]
+    if msg.thread_ids:
+        ticket = session.scalar(
+            select(Ticket).join(TicketMessage, TicketMessage.ticket_id == Ticket.id).where(
+                TicketMessage.message_id.in_(msg.thread_ids), Ticket.mailbox == box.name,
+            ).order_by(TicketMessage.id.desc()).limit(1)
+        )
+        if ticket is not None:
+            return Route(ticket, "In-Reply-To/References указывают на письмо этой записи")
+    for public in domain.tags_in(msg.subject):
+        ticket = session.scalar(select(Ticket).where(Ticket.public_id == public, Ticket.kind == kind))
+        if ticket is None:
+            continue
+        if is_participant(session, ticket, msg.from_addr):
+            return Route(ticket, f"тег [{public}] в теме")
+        # MAIL-4: a tag alone from a stranger must not append to someone else's ticket.
+        return Route(None, f"тег [{public}] от адреса, не участвующего в переписке: новая связанная запись",
+                     linked_to=ticket)
+    return Route(None, "новая запись: нет ссылки на существующую")
+
+
+def is_participant(session: Session, ticket: Ticket, address: str) -> bool:
+    """The requester, or anyone whose mail is already part of the ticket."""
+    if address == ticket.requester_email:
+        return True
+    return bool(session.scalar(select(exists().where(
+        TicketMessage.ticket_id == ticket.id, TicketMessage.direction == "in",
+        TicketMessage.from_addr == address))))

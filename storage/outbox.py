@@ -1,0 +1,77 @@
+"""The outbox: effects written in the transaction that caused them, delivered later.
+
+Claiming is a conditional UPDATE with a lease, so several daemons can share the work and a
+daemon killed mid-delivery leaves rows that become due again when the lease runs out.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from storage.models import OutboxItem, utcnow
+
+PENDING, SENT, FAILED, BOUNCED = "pending", "sent", "failed", "bounced"
+
+
+def auto_mail_count(session: Session, to_addr: str, since: datetime) -> int:
+    """How many automatic letters went (or wait to go) to `to_addr` since `since` (OUT-1 cap)."""
+    return session.scalar(
+        select(func.count()).select_from(OutboxItem).where(
+            OutboxItem.to_addr == to_addr.lower(), OutboxItem.auto.is_(True),
+            OutboxItem.created_at >= since)
+    ) or 0
+
+
+def claim_due(session: Session, channel: str, limit: int, lease: timedelta,
+              now: datetime | None = None) -> list[OutboxItem]:
+    """Take up to `limit` due rows of `channel` for `lease`; the caller commits the claim."""
+    now = now or utcnow()
+    due = (
+        select(OutboxItem.id)
+        .where(OutboxItem.channel == channel, OutboxItem.status == PENDING,
+               OutboxItem.next_attempt_at <= now,
+               or_(OutboxItem.claimed_until.is_(None), OutboxItem.claimed_until < now))
+        .order_by(OutboxItem.next_attempt_at, OutboxItem.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    ids = list(session.scalars(due))
+    if not ids:
+        return []
+    session.execute(
+        update(OutboxItem).where(OutboxItem.id.in_(ids)).values(claimed_until=now + lease)
+    )
+    return list(session.scalars(select(OutboxItem).where(OutboxItem.id.in_(ids)).order_by(OutboxItem.id)))
+
+
+def release(session: Session, ids: list[int], delay: timedelta) -> None:
+    """Give claimed rows back untouched, due again after `delay` (the server was unreachable)."""
+    session.execute(update(OutboxItem).where(OutboxItem.id.in_(ids)).values(
+        claimed_until=None, next_attempt_at=utcnow() + delay))
+
+
+def mark_sent(session: Session, item_id: int) -> None:
+    session.execute(update(OutboxItem).where(OutboxItem.id == item_id).values(
+        status=SENT, sent_at=utcnow(), attempts=OutboxItem.attempts + 1, claimed_until=None,
+        last_error=None))
+
+
+def mark_attempt_failed(session: Session, item_id: int, error: str, permanent: bool,
+                        max_attempts: int, retry_base: timedelta) -> str:
+    """Record a failed attempt; returns the row's new status (pending again, or failed)."""
+    item = session.get(OutboxItem, item_id)
+    assert item is not None
+    item.attempts += 1
+    item.last_error = error[:2000]
+    item.claimed_until = None
+    if permanent or item.attempts >= max_attempts:
+        item.status = FAILED
+    else:
+        # Exponential back-off, capped at six hours between tries.
+        delay = min(retry_base * (2 ** (item.attempts - 1)), timedelta(hours=6))
+        item.next_attempt_at = utcnow() + delay
+    return item.status
