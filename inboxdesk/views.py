@@ -61,4 +61,4 @@ def outbox_view(o: OutboxItem, public_ids: dict[int, str] | None = None) -> dict
 
 
 def public_ids(session: Session) -> dict[int, str]:
-    return dict(session.execute(select(Ticket.id, Ticket.public_id)).tuples().all())
+    return {row.id: row.public_id for row in session.execute(select(Ticket.id, Ticket.public_id))}

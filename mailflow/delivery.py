@@ -144,6 +144,7 @@ class EmailDelivery:
                  transport_factory: Callable[[], MailTransport]) -> None:
         self.db, self.cfg, self.transport_factory = db, cfg, transport_factory
         self.outages = 0  # consecutive failures to reach the server at all
+        self.recovered = False
 
     async def deliver_due(self, limit: int = 100) -> int:
         """Send what is due now; returns how many letters were accepted by the server."""
@@ -178,6 +179,11 @@ class EmailDelivery:
 
     def _claim(self, limit: int) -> list[Letter]:
         with self.db.transaction() as s:
+            if not self.recovered:
+                released = outbox.release_dead_claims(s)
+                if released:
+                    log.info("outbox: %d letter(s) left claimed by a stopped process are due again", released)
+                self.recovered = True
             items: list[OutboxItem] = outbox.claim_due(s, "email", limit, LEASE)
             return [Letter(i.id, i.mail_from, tuple(i.recipients), i.payload) for i in items]
 

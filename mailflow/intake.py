@@ -238,7 +238,8 @@ class Intake:
         return RuleContext(mailbox_address=box.address, mailbox_kind=box.kind,
                            allowed_domains=box.allowed_domains, allow_subdomains=box.allow_subdomains,
                            own_addresses=self.own_addresses,
-                           max_attachment_bytes=box.max_attachment_bytes)
+                           max_attachment_bytes=box.max_attachment_bytes,
+                           own_message_id_domain=box.address.rpartition("@")[2])
 
     # -- step 7: acknowledge the mailbox ---------------------------------------------------------
 

@@ -6,6 +6,8 @@ daemon killed mid-delivery leaves rows that become due again when the lease runs
 
 from __future__ import annotations
 
+import os
+import socket
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
@@ -23,6 +25,37 @@ def auto_mail_count(session: Session, to_addr: str, since: datetime) -> int:
             OutboxItem.to_addr == to_addr.lower(), OutboxItem.auto.is_(True),
             OutboxItem.created_at >= since)
     ) or 0
+
+
+def worker_id() -> str:
+    """Who claims rows: this host and process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def release_dead_claims(session: Session) -> int:
+    """Free rows claimed by processes of this host that no longer run (killed mid-delivery), so
+    their letters go out now rather than when the lease ends. Other hosts' claims wait for it."""
+    host = socket.gethostname()
+    owners = session.scalars(select(OutboxItem.claimed_by).distinct().where(
+        OutboxItem.status == PENDING, OutboxItem.claimed_by.like(f"{host}:%")))
+    dead = [o for o in owners if o and not _alive(int(o.rpartition(":")[2]))]
+    if not dead:
+        return 0
+    return session.execute(update(OutboxItem).where(
+        OutboxItem.status == PENDING, OutboxItem.claimed_by.in_(dead),
+    ).values(claimed_until=None, claimed_by=None)).rowcount
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def claim_due(session: Session, channel: str, limit: int, lease: timedelta,
@@ -43,7 +76,8 @@ def claim_due(session: Session, channel: str, limit: int, lease: timedelta,
     if not ids:
         return []
     session.execute(
-        update(OutboxItem).where(OutboxItem.id.in_(ids)).values(claimed_until=now + lease)
+        update(OutboxItem).where(OutboxItem.id.in_(ids)).values(claimed_until=now + lease,
+                                                                claimed_by=worker_id())
     )
     return list(session.scalars(select(OutboxItem).where(OutboxItem.id.in_(ids)).order_by(OutboxItem.id)))
 
@@ -51,13 +85,13 @@ def claim_due(session: Session, channel: str, limit: int, lease: timedelta,
 def release(session: Session, ids: list[int], delay: timedelta) -> None:
     """Give claimed rows back untouched, due again after `delay` (the server was unreachable)."""
     session.execute(update(OutboxItem).where(OutboxItem.id.in_(ids)).values(
-        claimed_until=None, next_attempt_at=utcnow() + delay))
+        claimed_until=None, claimed_by=None, next_attempt_at=utcnow() + delay))
 
 
 def mark_sent(session: Session, item_id: int) -> None:
     session.execute(update(OutboxItem).where(OutboxItem.id == item_id).values(
         status=SENT, sent_at=utcnow(), attempts=OutboxItem.attempts + 1, claimed_until=None,
-        last_error=None))
+        claimed_by=None, last_error=None))
 
 
 def mark_attempt_failed(session: Session, item_id: int, error: str, permanent: bool,
@@ -67,7 +101,7 @@ def mark_attempt_failed(session: Session, item_id: int, error: str, permanent: b
     assert item is not None
     item.attempts += 1
     item.last_error = error[:2000]
-    item.claimed_until = None
+    item.claimed_until = item.claimed_by = None
     if permanent or item.attempts >= max_attempts:
         item.status = FAILED
     else:

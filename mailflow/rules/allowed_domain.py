@@ -1,0 +1,43 @@
+"""MAIL-1: support requests are accepted only from addresses of the allowed domains."""
+
+from __future__ import annotations
+
+import re
+
+from mailflow.message import ParsedMessage
+from mailflow.rules.base import Hit, RuleContext
+
+# Syntax only: the address came from a header we parsed; deliverability is not our question here.
+_ADDRESS = re.compile(r"^[^@\s]+@(?:[^@\s.]+\.)+[^@\s.]+$")
+
+
+class AllowedDomainRule:
+    """Fires (filters) when the sender's domain is not allowed, or the sender address is unusable."""
+
+    name = "allowed-domain"
+    description = "Отправитель не из разрешённого домена (MAIL-1) или адрес отправителя некорректен."
+
+    def check(self, msg: ParsedMessage, ctx: RuleContext) -> Hit | None:
+        address = (msg.from_addr or "").strip().lower()
+        if not _ADDRESS.match(address):
+            return Hit(self.name, f"адрес отправителя отсутствует или некорректен: «{msg.from_addr}»",
+                       {"from": msg.from_addr})
+        if not ctx.allowed_domains:  # an open mailbox (citizens' appeals): everyone is accepted
+            return None
+        domain = _normal(address.rpartition("@")[2])
+        allowed = [_normal(d) for d in ctx.allowed_domains]
+        if domain in allowed:
+            return None
+        if ctx.allow_subdomains and any(domain.endswith("." + d) for d in allowed):
+            return None
+        return Hit(self.name, f"домен отправителя {domain} не входит в разрешённые: {', '.join(allowed)}",
+                   {"domain": domain, "allowed": allowed, "subdomains": ctx.allow_subdomains})
+
+
+def _normal(domain: str) -> str:
+    # Settings may say "Sev.Gov.Ru." or "минздрав.рф"; mail may carry either form of an IDN domain.
+    domain = domain.strip().strip(".").lower().lstrip("@")
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return domain
