@@ -89,13 +89,15 @@ def cmd_tickets_show(app: App, args: argparse.Namespace) -> int:
 
 
 def _ticket_text(v: dict[str, Any]) -> str:
-    lines = [f"{v['id']}  {v['status']}  {v['subject']}", f"от: {v['requester_name']} <{v['requester_email']}>"]
+    lines = [f"{v['id']}  {v['status']}  {v['subject']}",
+             f"от: {v['requester_name']} <{v['requester_email']}>"]
     for m in v["messages"]:
         lines += ["", f"--- {m['direction']} {m['at']} {m['from']}: {m['subject']}", m["body"].rstrip()]
         lines += [f"  [файл] {a['filename']} ({a['size']} B){'' if a['stored'] else ' — не сохранён'}"
                   for a in m["attachments"]]
-    lines += ["", "события:"] + [f"  {e['at']} {e['actor']} {e['action']} {e['from'] or ''} -> {e['to'] or ''}"
-                                 for e in v["events"]]
+    lines += ["", "события:"]
+    lines += [f"  {e['at']} {e['actor']} {e['action']} {e['from'] or ''} -> {e['to'] or ''}"
+              for e in v["events"]]
     return "\n".join(lines)
 
 

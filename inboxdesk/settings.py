@@ -42,6 +42,7 @@ class MailboxSettings:
     max_attachment_bytes: int = 10 * 1024 * 1024
     acknowledge: bool = True
     batch_size: int = 200
+    tls_verify: bool = True
 
     @property
     def password(self) -> str:
@@ -61,6 +62,7 @@ class OutboundSettings:
     max_attempts: int = 10
     retry_base_seconds: float = 30.0
     auto_mail_per_hour: int = 20  # OUT-1: cap automatic mail to one address
+    tls_verify: bool = True
 
     @property
     def password(self) -> str:
@@ -162,6 +164,7 @@ def _mailbox(data: Any, index: int, seen: set[str]) -> MailboxSettings:
         max_attachment_bytes=t.get("max_attachment_bytes", int, 10 * 1024 * 1024),
         acknowledge=t.get("acknowledge", bool, True),
         batch_size=t.get("batch_size", int, 200),
+        tls_verify=t.get("tls_verify", bool, True),
     )
     t.reject_unknown()
     where = f"mailbox[{index}]"
@@ -200,6 +203,7 @@ def _outbound(data: Any) -> OutboundSettings:
         max_attempts=t.get("max_attempts", int, 10),
         retry_base_seconds=t.get("retry_base_seconds", float, 30.0),
         auto_mail_per_hour=t.get("auto_mail_per_hour", int, 20),
+        tls_verify=t.get("tls_verify", bool, True),
     )
     t.reject_unknown()
     if transport == "smtp" and not out.host:

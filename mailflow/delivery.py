@@ -69,6 +69,9 @@ class SmtpTransport:
     async def __aenter__(self) -> SmtpTransport:
         cfg = self.cfg
         context = ssl.create_default_context()
+        if not cfg.tls_verify:  # a self-signed certificate on an internal relay
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
         self.client = aiosmtplib.SMTP(
             hostname=cfg.host, port=cfg.port, timeout=cfg.timeout_seconds,
             use_tls=cfg.security == "ssl", start_tls=cfg.security == "starttls",

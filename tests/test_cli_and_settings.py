@@ -71,7 +71,8 @@ def test_check_config_names_every_problem(tmp_path, dovecot, imap_account, smtp_
 
     monkeypatch.setenv("T_IMAP_PW", imap_account.password)
     smtp_server.start()
-    config = write_settings(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}", boxes[:1], smtp_out(smtp_server))
+    db = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    config = write_settings(tmp_path, db, boxes[:1], smtp_out(smtp_server))
     assert cli(config, "check-config") == (0, "settings and every server OK\n")
 
 

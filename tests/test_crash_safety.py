@@ -58,7 +58,8 @@ def test_sigkill_at_any_step_loses_nothing_and_duplicates_no_ticket(setup, failp
     assert [r["disposition"] for r in cli_json(config, "inbound", "list")] == ["ticket"] * 3
 
 
-def test_recreated_mailbox_with_new_uidvalidity_creates_nothing_new(setup, smtp_server, dovecot, imap_account):
+def test_recreated_mailbox_with_new_uidvalidity_creates_nothing_new(setup, smtp_server, dovecot,
+                                                                     imap_account):
     """Issue 2 point 6: the same messages under a new UIDVALIDITY are recognised by Message-ID."""
     config, env = setup
     assert run_daemon_once(config, env).returncode == 0

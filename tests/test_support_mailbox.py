@@ -104,7 +104,8 @@ def test_replies_by_tag_and_by_in_reply_to_land_in_the_same_ticket(desk, smtp_se
     incoming = [m for m in shown["messages"] if m["direction"] == "in"]
     assert [m["body"].strip() for m in incoming[1:]] == [
         "Дополняю: ошибка появляется только в Chrome.", "Прилагаю ещё один скриншот."]
-    assert incoming[2]["attachments"][0]["sha256"] == hashlib.sha256(b"\x89PNG fake but exact bytes").hexdigest()
+    screenshot = hashlib.sha256(b"\x89PNG fake but exact bytes").hexdigest()
+    assert incoming[2]["attachments"][0]["sha256"] == screenshot
     assert [r["disposition"] for r in desk.inbound()] == ["ticket", "followup", "followup"]
     assert len(smtp_server.messages) == 1  # follow-ups are not acknowledged again
 
