@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from inboxdesk.desk import Desk
 from inboxdesk.settings import MailboxSettings, Settings
@@ -12,6 +13,9 @@ from mailflow.sources import MailSource
 from mailflow.sources.imap import ImapSource
 from mailflow.sources.maildir import MaildirSource
 from storage.db import Database
+
+if TYPE_CHECKING:
+    from bot.application import StaffBot
 
 
 class App:
@@ -28,7 +32,12 @@ class App:
 
     @cached_property
     def desk(self) -> Desk:
-        return Desk(self.settings)
+        desk = Desk(self.settings)
+        if self.settings.telegram.notifies:
+            from bot.notifications import CardQueue
+
+            desk.listeners.append(CardQueue(self.settings.telegram.staff_chat_id, desk.clock))
+        return desk
 
     @cached_property
     def intake(self) -> Intake:
@@ -37,6 +46,15 @@ class App:
     @cached_property
     def email_delivery(self) -> EmailDelivery:
         return EmailDelivery(self.db, self.settings.outbound, self.mail_transport)
+
+    @cached_property
+    def staff_bot(self) -> StaffBot | None:
+        """The Telegram bot, or None when `[telegram] token_env` holds no token."""
+        if not self.settings.telegram.token:
+            return None
+        from bot.application import StaffBot
+
+        return StaffBot(self.settings, self.db, self.desk)
 
     def mail_transport(self) -> MailTransport:
         out = self.settings.outbound

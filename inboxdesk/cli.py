@@ -13,10 +13,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from inboxdesk import views
+from inboxdesk import cli_desk, views
 from inboxdesk.app import App
 from inboxdesk.daemon import Daemon
 from inboxdesk.settings import SettingsError, load_settings
+from inboxdesk.workflow import Refused
 from storage.models import InboundMessage, OutboxItem, Ticket
 
 log = logging.getLogger("inboxdesk")
@@ -73,6 +74,8 @@ def cmd_tickets_list(app: App, args: argparse.Namespace) -> int:
             query = query.where(Ticket.status == args.status)
         if args.kind:
             query = query.where(Ticket.kind == args.kind)
+        if args.assignee:
+            query = query.where(Ticket.assignee == args.assignee)
         rows = [views.ticket_summary(t) for t in s.scalars(query)]
     _print(rows, args.json, lambda r: _rows(r, ["id", "status", "requester_email", "subject"]))
     return 0
@@ -91,10 +94,13 @@ def cmd_tickets_show(app: App, args: argparse.Namespace) -> int:
 def _ticket_text(v: dict[str, Any]) -> str:
     lines = [f"{v['id']}  {v['status']}  {v['subject']}",
              f"от: {v['requester_name']} <{v['requester_email']}>"]
+    lines += views.detail_lines(v)
     for m in v["messages"]:
         lines += ["", f"--- {m['direction']} {m['at']} {m['from']}: {m['subject']}", m["body"].rstrip()]
         lines += [f"  [файл] {a['filename']} ({a['size']} B){'' if a['stored'] else ' — не сохранён'}"
                   for a in m["attachments"]]
+    lines += ["", "письма:"] + [f"  #{o['id']} {o['purpose']} -> {', '.join(o['to'])}: {o['status']}"
+                               + (f" ({o['last_error']})" if o["last_error"] else "") for o in v["outbox"]]
     lines += ["", "события:"]
     lines += [f"  {e['at']} {e['actor']} {e['action']} {e['from'] or ''} -> {e['to'] or ''}"
               for e in v["events"]]
@@ -158,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     tl = tickets.add_parser("list")
     tl.add_argument("--status")
     tl.add_argument("--kind", choices=["ticket", "appeal"])
+    tl.add_argument("--assignee")
     tl.add_argument("--json", action="store_true")
     tl.set_defaults(func=cmd_tickets_list)
     ts = tickets.add_parser("show")
@@ -179,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     ol.add_argument("--json", action="store_true")
     ol.set_defaults(func=cmd_outbox_list)
 
+    cli_desk.register(sub)
+
     check = sub.add_parser("check-config", help="validate settings and try every server")
     check.set_defaults(func=cmd_check_config)
     return p
@@ -198,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = App(settings)
     try:
         return args.func(app, args)
-    except (CommandError, SettingsError) as exc:
+    except (CommandError, SettingsError, Refused) as exc:
         print(f"inboxdesk: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -87,6 +87,8 @@ class Daemon:
         for box in self.app.settings.mailboxes:
             await asyncio.to_thread(self.poll_mailbox, box)
         await self.deliver()
+        if self.app.staff_bot is not None:
+            await self.app.staff_bot.deliver_once()
 
     async def run_forever(self) -> None:
         loop = self.loop = asyncio.get_running_loop()
@@ -103,6 +105,7 @@ class Daemon:
                                        id=f"poll:{box.name}", max_instances=1, coalesce=True)
         self.scheduler.add_job(self._job(self._deliver_job), "interval", seconds=DELIVERY_SECONDS,
                                next_run_time=now, id="deliver", max_instances=1, coalesce=True)
+        self._start_bot(now)
         self.scheduler.start()
         log.info("inboxdesk running: %d mailbox(es), outbound via %s", len(self.app.settings.mailboxes),
                  self.app.settings.outbound.transport)
@@ -142,12 +145,31 @@ class Daemon:
     async def _deliver_job(self) -> None:
         await self.deliver()
 
+    def _start_bot(self, now: datetime) -> None:
+        """The Telegram bot in this loop, and its outbox delivery, when a token is configured."""
+        bot = self.app.staff_bot
+        if bot is None:
+            tg = self.app.settings.telegram
+            log.info("Telegram bot off: no token%s", f" (${tg.token_env} is empty)" if tg.token_env else "")
+            return
+        assert self.scheduler is not None
+        self._track(asyncio.create_task(bot.run(self.stopping, self.wake_delivery)))
+        self.scheduler.add_job(self._job(self._deliver_telegram_job), "interval", seconds=DELIVERY_SECONDS,
+                               next_run_time=now, id="deliver-telegram", max_instances=1, coalesce=True)
+
+    async def _deliver_telegram_job(self) -> None:
+        bot = self.app.staff_bot
+        while bot is not None and bot.ready and not self.stopping.is_set():
+            if not await bot.delivery.deliver_due():
+                break
+
     def wake_delivery(self) -> None:
         """Deliver now instead of at the next tick (a new ticket's acknowledgement)."""
         if self.scheduler is not None and self.scheduler.running:
-            job = self.scheduler.get_job("deliver")
-            if job is not None:
-                job.modify(next_run_time=datetime.now().astimezone())
+            for job_id in ("deliver", "deliver-telegram"):
+                job = self.scheduler.get_job(job_id)
+                if job is not None:
+                    job.modify(next_run_time=datetime.now().astimezone())
 
     def _idle_watch(self, box: MailboxSettings) -> None:
         """One connection held open: poll, IDLE until the server says there is mail, repeat."""

@@ -1,36 +1,34 @@
 """The desk service: the one place where records are opened and changed.
 
 Every operation takes the caller's session, writes the change, an audit event (AUD-1) and outbox
-rows for its effects, and never commits: the caller's unit of work decides.
+rows for its effects, and never commits: the caller's unit of work decides. The operations live
+in layers along their seams — `desk_base` (audit, letters, lookups), `staff_actions` (take,
+assign, reply, note, status, priority, escalate), `appeals` (APL-*) — and this module adds the
+records that mail and phone calls open.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from inboxdesk import domain
-from inboxdesk.letters import AUTO_REPLIED, OutgoingEmail, compose
-from inboxdesk.settings import MailboxSettings, Settings
+from inboxdesk import domain, workflow
+from inboxdesk.appeal_fields import extract, valid_email
+from inboxdesk.appeals import AppealActions
+from inboxdesk.desk_base import SYSTEM, as_utc
+from inboxdesk.letters import OutgoingFile
+from inboxdesk.settings import MailboxSettings, SettingsError
+from inboxdesk.staff import StaffDirectory, StaffMember
 from inboxdesk.templating import render_email
+from inboxdesk.workflow import Refused
 from mailflow.message import MailAttachment, ParsedMessage
-from storage import outbox
 from storage.counters import next_value
-from storage.models import (
-    Attachment,
-    AuditEvent,
-    InboundMessage,
-    OutboxItem,
-    Ticket,
-    TicketMessage,
-    utcnow,
-)
+from storage.models import Attachment, InboundMessage, Ticket, TicketMessage
 
-SYSTEM = "system"  # the actor of automatic changes
+__all__ = ["SYSTEM", "Desk", "Refused", "RefusedFile", "StaffDirectory", "StaffMember", "size_text"]
 
 
 def size_text(size: int) -> str:
@@ -50,12 +48,8 @@ class RefusedFile:
         return size_text(self.size)
 
 
-class Desk:
-    """Opens tickets and appeals, threads mail into them, and queues the letters they cause."""
-
-    def __init__(self, settings: Settings, clock: Callable[[], datetime] = utcnow) -> None:
-        self.settings = settings
-        self.clock = clock
+class Desk(AppealActions):
+    """Opens tickets and appeals, threads mail into them, and carries out staff actions."""
 
     # -- records from mail ---------------------------------------------------------------------
 
@@ -63,45 +57,109 @@ class Desk:
                        msg: ParsedMessage, kept: Sequence[MailAttachment],
                        refused: Sequence[MailAttachment], linked_to: Ticket | None = None) -> Ticket:
         """A new ticket/appeal from an accepted email, acknowledged to the sender (OUT-2)."""
-        now = self.clock()
-        kind = domain.KIND_BY_MAILBOX[box.kind]
-        number = next_value(session, f"{box.id_prefix}-{now.year}")
-        ticket = Ticket(
-            public_id=domain.public_id(box.id_prefix, now.year, number), kind=kind,
-            mailbox=box.name, status=domain.INITIAL_STATUS[kind], subject=msg.subject,
-            requester_email=msg.from_addr, requester_name=msg.from_name,
-            linked_ticket_id=linked_to.id if linked_to else None, created_at=now, updated_at=now,
-        )
-        session.add(ticket)
-        session.flush()
-        # A first message keeps its quoted history: a forwarded chain is part of the request.
-        self._add_inbound_message(session, ticket, inbound, msg, msg.text, kept, refused)
-        self.audit(session, ticket, SYSTEM, "created", None, ticket.status,
-                   inbound_id=inbound.id, linked_to=linked_to.public_id if linked_to else None)
-        if box.acknowledge:
-            self._acknowledge(session, box, ticket, msg, refused)
-        return ticket
+        return self._open(session, box, msg, kept, refused, inbound=inbound, linked_to=linked_to,
+                          received_at=inbound.received_at)
 
     def add_sender_mail(self, session: Session, box: MailboxSettings, ticket: Ticket,
                         inbound: InboundMessage, msg: ParsedMessage, kept: Sequence[MailAttachment],
-                        refused: Sequence[MailAttachment]) -> None:
-        """A sender's follow-up lands in its ticket (MAIL-4); refused files are explained."""
-        self._add_inbound_message(session, ticket, inbound, msg, msg.new_text or msg.text, kept, refused)
-        ticket.updated_at = self.clock()
+                        refused: Sequence[MailAttachment]) -> Ticket:
+        """A sender's follow-up lands in its ticket (MAIL-4) and returns the ticket it landed in.
+
+        MAIL-5: mail to a ticket waiting in `Обратная связь` moves it back into work; mail to a
+        `Решена`/`Закрыта` one reopens it within `[desk] reopen_days`, later it opens a new
+        ticket linked to the old one.
+        """
+        now = self.clock()
+        if ticket.kind == domain.TICKET and ticket.status in workflow.FINISHED:
+            since = as_utc(ticket.status_changed_at or ticket.updated_at)
+            if now - since > timedelta(days=self.settings.desk.reopen_days):
+                new = self.open_from_mail(session, box, inbound, msg, kept, refused, linked_to=ticket)
+                self.audit(session, ticket, SYSTEM, "followup_opened_new", None, new.public_id,
+                           inbound_id=inbound.id, reason=f"ответ позже {self.settings.desk.reopen_days} дн. "
+                           f"после статуса «{ticket.status}»")
+                return new
+        self._add_inbound_message(session, ticket, msg, msg.new_text or msg.text, kept, refused, inbound)
+        ticket.updated_at = now
         self.audit(session, ticket, msg.from_addr, "sender_reply", None, None, inbound_id=inbound.id)
+        if ticket.kind == domain.TICKET and (ticket.status in workflow.WAITING_FOR_SENDER
+                                             or ticket.status in workflow.FINISHED):
+            # Back to whoever owns it; a ticket nobody took yet waits in `Новая` again.
+            back = workflow.IN_WORK[ticket.kind] if ticket.assignee else domain.TICKET_NEW
+            self.set_status(session, ticket, msg.from_addr, back, reason="ответ заявителя",
+                            inbound_id=inbound.id)
         if refused:
             subject, body = render_email(
                 "refused_attachments", ticket=ticket, name=msg.from_name, subject=msg.subject,
                 refused=_refused(refused), limit_mb=box.max_attachment_bytes // (1024 * 1024))
             self.queue_auto_letter(session, box, ticket, "refused_attachments", msg, subject, body)
+        self.on_change(session, ticket, "sender_reply")
+        return ticket
 
-    def _add_inbound_message(self, session: Session, ticket: Ticket, inbound: InboundMessage,
-                             msg: ParsedMessage, body: str, kept: Sequence[MailAttachment],
-                             refused: Sequence[MailAttachment]) -> TicketMessage:
+    # -- a request taken by phone (MAIL-11) ------------------------------------------------------
+
+    def register_phone_request(self, s: Session, actor: StaffMember, mailbox: str, caller_name: str,
+                               caller_email: str, caller_phone: str, subject: str, text: str) -> Ticket:
+        """A ticket (or appeal) a staff member registers on behalf of a caller."""
+        try:
+            box = self.settings.mailbox(mailbox)
+        except SettingsError:
+            names = ", ".join(b.name for b in self.settings.mailboxes) or "нет"
+            raise Refused(f"Почтового ящика «{mailbox}» нет; ящики: {names}") from None
+        caller_email = caller_email.strip().lower()
+        if caller_email and not valid_email(caller_email):
+            raise Refused(f"Адрес «{caller_email}» некорректен")
+        if not subject.strip() or not text.strip():
+            raise Refused("Нужны тема и текст обращения")
+        msg = ParsedMessage(message_id=None, subject=" ".join(subject.split()), from_addr=caller_email,
+                            from_name=" ".join(caller_name.split()), text=text.strip(),
+                            new_text=text.strip())
+        ticket = self._open(s, box, msg, (), (), channel="phone", actor=actor)
+        if caller_phone.strip():
+            ticket.fields = {**ticket.fields, "Телефон": caller_phone.strip()}
+        return ticket
+
+    # -- opening ---------------------------------------------------------------------------------
+
+    def _open(self, s: Session, box: MailboxSettings, msg: ParsedMessage, kept: Sequence[MailAttachment],
+              refused: Sequence[MailAttachment], *, inbound: InboundMessage | None = None,
+              linked_to: Ticket | None = None, received_at: datetime | None = None,
+              channel: str = "email", actor: StaffMember | None = None) -> Ticket:
+        now = self.clock()
+        kind = domain.KIND_BY_MAILBOX[box.kind]
+        number = next_value(s, f"{box.id_prefix}-{now.year}")
+        ticket = Ticket(
+            public_id=domain.public_id(box.id_prefix, now.year, number), kind=kind,
+            mailbox=box.name, status=domain.INITIAL_STATUS[kind], subject=msg.subject,
+            requester_email=msg.from_addr, requester_name=msg.from_name, channel=channel,
+            linked_ticket_id=linked_to.id if linked_to else None, created_at=now, updated_at=now,
+            status_changed_at=now)
+        s.add(ticket)
+        s.flush()
+        # A first message keeps its quoted history: a forwarded chain is part of the request.
+        self._add_inbound_message(s, ticket, msg, msg.text, kept, refused, inbound,
+                                  author=actor.name if actor else None)
+        self.audit(s, ticket, actor.name if actor else SYSTEM, "created", None, ticket.status,
+                   inbound_id=inbound.id if inbound else None, channel=channel,
+                   linked_to=linked_to.public_id if linked_to else None)
+        if kind == domain.APPEAL:
+            fields = extract(from_name=msg.from_name, from_addr=msg.from_addr, reply_to=msg.reply_to,
+                             subject=msg.subject, body=msg.text, filenames=[f.filename for f in kept])
+            files = [OutgoingFile(f.filename, f.content_type, f.content) for f in kept]
+            self.start_appeal(s, box, ticket, fields, as_utc(received_at or now), files)
+            if box.acknowledge:
+                self.acknowledge_appeal(s, box, ticket, msg)
+        elif box.acknowledge and msg.from_addr:
+            self._acknowledge(s, box, ticket, msg, refused)
+        self.on_change(s, ticket, "created")
+        return ticket
+
+    def _add_inbound_message(self, session: Session, ticket: Ticket, msg: ParsedMessage, body: str,
+                             kept: Sequence[MailAttachment], refused: Sequence[MailAttachment],
+                             inbound: InboundMessage | None, author: str | None = None) -> TicketMessage:
         message = TicketMessage(
             ticket_id=ticket.id, direction="in", from_addr=msg.from_addr,
-            to_addrs=list(msg.to + msg.cc), subject=msg.subject, body=body,
-            message_id=msg.message_id, inbound_id=inbound.id, at=self.clock(),
+            to_addrs=list(msg.to + msg.cc), subject=msg.subject, body=body, author=author,
+            message_id=msg.message_id, inbound_id=inbound.id if inbound else None, at=self.clock(),
         )
         session.add(message)
         session.flush()
@@ -113,7 +171,8 @@ class Desk:
             session.add(Attachment(ticket_message_id=message.id, filename=f.filename,
                                    content_type=f.content_type, size=f.size, sha256=f.sha256,
                                    content=None))
-        inbound.ticket_id = ticket.id
+        if inbound is not None:
+            inbound.ticket_id = ticket.id
         return message
 
     def _acknowledge(self, session: Session, box: MailboxSettings, ticket: Ticket,
@@ -123,59 +182,6 @@ class Desk:
             institution=self.settings.institution.name, refused=_refused(refused),
             limit_mb=box.max_attachment_bytes // (1024 * 1024))
         self.queue_auto_letter(session, box, ticket, "ack", msg, subject, body)
-
-    # -- letters ---------------------------------------------------------------------------------
-
-    def queue_auto_letter(self, session: Session, box: MailboxSettings, ticket: Ticket, purpose: str,
-                          answering: ParsedMessage, subject: str, body: str) -> OutboxItem | None:
-        """An automatic answer to `answering`, unless the OUT-1 hourly cap for its sender is hit."""
-        to = (answering.reply_to or (answering.from_addr,))[0]
-        since = self.clock() - timedelta(hours=1)
-        if outbox.auto_mail_count(session, to, since) >= self.settings.outbound.auto_mail_per_hour:
-            self.audit(session, ticket, SYSTEM, "auto_mail_suppressed", None, None, to=to,
-                       purpose=purpose, reason="hourly cap of automatic mail to this address")
-            return None
-        mail = OutgoingEmail(
-            from_addr=box.address, from_name=self.settings.institution.name, to=(to,),
-            subject=domain.tagged_subject(ticket.public_id, subject), body=body,
-            in_reply_to=answering.message_id, references=answering.references, auto=AUTO_REPLIED)
-        return self.queue_letter(session, ticket, purpose, mail)
-
-    def queue_letter(self, session: Session, ticket: Ticket | None, purpose: str,
-                     mail: OutgoingEmail, author: str | None = None) -> OutboxItem:
-        """Compose `mail` and put it in the outbox; it also shows in the ticket's history."""
-        message_id, payload = compose(mail)
-        item = OutboxItem(
-            channel="email", purpose=purpose, ticket_id=ticket.id if ticket else None,
-            mail_from=mail.from_addr, recipients=list(mail.to), to_addr=mail.to[0].lower(),
-            subject=mail.subject, message_id=message_id, payload=payload,
-            auto=mail.auto is not None, created_at=self.clock(), next_attempt_at=self.clock(),
-        )
-        session.add(item)
-        session.flush()
-        if ticket is not None:
-            session.add(TicketMessage(
-                ticket_id=ticket.id, direction="out", from_addr=mail.from_addr, to_addrs=list(mail.to),
-                subject=mail.subject, body=mail.body, message_id=message_id, author=author,
-                outbox_id=item.id, at=self.clock()))
-        return item
-
-    # -- lookups and audit -------------------------------------------------------------------------
-
-    def ticket_by_public_id(self, session: Session, public: str) -> Ticket | None:
-        return session.scalar(select(Ticket).where(Ticket.public_id == public))
-
-    def ticket_by_id(self, session: Session, ticket_id: int) -> Ticket | None:
-        return session.get(Ticket, ticket_id)
-
-    def audit(self, session: Session, ticket: Ticket | None, actor: str, action: str,
-              from_value: str | None, to_value: str | None, inbound_id: int | None = None,
-              **detail: object) -> None:
-        """Record who did what, when, from -> to (AUD-1)."""
-        session.add(AuditEvent(
-            ticket_id=ticket.id if ticket else None, inbound_id=inbound_id, actor=actor, action=action,
-            from_value=from_value, to_value=to_value,
-            detail={k: v for k, v in detail.items() if v is not None}, at=self.clock()))
 
 
 def _refused(files: Sequence[MailAttachment]) -> list[RefusedFile]:

@@ -15,5 +15,5 @@ _ARMED = os.environ.get("INBOXDESK_FAILPOINT", "")
 
 def failpoint(name: str) -> None:
     """Die here, as a power cut would, if this point is armed."""
-    if _ARMED and _ARMED == name:
+    if _ARMED and name == _ARMED:
         os.kill(os.getpid(), signal.SIGKILL)

@@ -7,10 +7,16 @@ Secrets never live in the file: a `*_env` key names the environment variable tha
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
+from datetime import date, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from inboxdesk.staff import StaffMember
+from inboxdesk.workflow import DEFAULT_NOTIFY, ROLES, SENDER_NOTICES
 
 DEFAULT_PORTS = {("imap", "ssl"): 993, ("imap", "starttls"): 143, ("imap", "none"): 143,
                  ("smtp", "ssl"): 465, ("smtp", "starttls"): 587, ("smtp", "none"): 25}
@@ -76,12 +82,74 @@ class InstitutionSettings:
 
 
 @dataclass(frozen=True)
+class TelegramSettings:
+    """The staff bot (issue 4); it runs only when the `token_env` variable holds a token."""
+
+    token_env: str = ""
+    base_url: str = "https://api.telegram.org/bot"
+    base_file_url: str = "https://api.telegram.org/file/bot"
+    staff_chat_id: int = 0  # where cards of new tickets and sender replies are posted
+    poll_timeout_seconds: float = 30.0  # getUpdates long poll
+    request_timeout_seconds: float = 20.0
+    max_attempts: int = 10
+    retry_base_seconds: float = 5.0
+
+    @property
+    def token(self) -> str:
+        return os.environ.get(self.token_env, "").strip() if self.token_env else ""
+
+    @property
+    def notifies(self) -> bool:
+        """Cards are queued for the staff chat (even while the bot itself is off)."""
+        return bool(self.token_env and self.staff_chat_id)
+
+
+@dataclass(frozen=True)
+class DeskSettings:
+    """The desk's workflow knobs (issue 3)."""
+
+    reopen_days: int = 7  # MAIL-5: a reply to a resolved/closed ticket reopens it within this window
+    notify_statuses: tuple[str, ...] = DEFAULT_NOTIFY  # the sender is emailed on these changes
+    appeal_registration_days: int = 3  # APL-6, 59-FZ art. 8
+    appeal_answer_days: int = 30  # APL-6, 59-FZ art. 12
+    appeal_extension_max_days: int = 30  # one extension of at most this many days
+
+
+@dataclass(frozen=True)
+class DepartmentSettings:
+    """Where the regulated status emails about appeals go (APL-3, APL-5)."""
+
+    address: str = "org-appeal@mos.ru"
+    notify: bool = True
+
+
+@dataclass(frozen=True)
+class WorktimeSettings:
+    """Working calendar and deadlines (issue 5: MAIL-7, APL-6); see `inboxdesk/worktime.py`."""
+
+    tz: str = "Europe/Moscow"
+    day_start: time = time(8)
+    day_end: time = time(17)
+    weekdays: tuple[int, ...] = (0, 1, 2, 3, 4)  # Monday = 0
+    extra_days_off: tuple[date, ...] = ()  # production-calendar changes the library lacks
+    extra_work_days: tuple[date, ...] = ()
+    acceptance_hours: float = 8.0  # MAIL-7 / regulation 4.6
+    warn_before: tuple[timedelta, ...] = (timedelta(hours=2), timedelta(minutes=30))  # longest first
+    appeal_deadline_roll: str = "next"  # next | previous | none: a 59-FZ term ending on a day off
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str
     mailboxes: tuple[MailboxSettings, ...]
     outbound: OutboundSettings
     institution: InstitutionSettings
     base_dir: Path = field(default_factory=Path.cwd)
+    telegram: TelegramSettings = field(default_factory=TelegramSettings)
+    desk: DeskSettings = field(default_factory=DeskSettings)
+    department: DepartmentSettings = field(default_factory=DepartmentSettings)
+    staff: tuple[StaffMember, ...] = ()
+    worktime: WorktimeSettings = field(default_factory=WorktimeSettings)
 
     def mailbox(self, name: str) -> MailboxSettings:
         for box in self.mailboxes:
@@ -215,6 +283,145 @@ def _outbound(data: Any) -> OutboundSettings:
     return out
 
 
+def _telegram(data: Any) -> TelegramSettings:
+    t = _Table(data, "telegram")
+    tg = TelegramSettings(
+        token_env=t.get("token_env", str, ""),
+        base_url=t.get("base_url", str, TelegramSettings.base_url),
+        base_file_url=t.get("base_file_url", str, TelegramSettings.base_file_url),
+        staff_chat_id=t.get("staff_chat_id", int, 0),
+        poll_timeout_seconds=t.get("poll_timeout_seconds", float, 30.0),
+        request_timeout_seconds=t.get("request_timeout_seconds", float, 20.0),
+        max_attempts=t.get("max_attempts", int, 10),
+        retry_base_seconds=t.get("retry_base_seconds", float, 5.0),
+    )
+    t.reject_unknown()
+    for key in ("base_url", "base_file_url"):
+        if not getattr(tg, key).startswith(("http://", "https://")):
+            raise SettingsError(f"telegram.{key}: must start with http:// or https://")
+    if tg.token_env and not tg.staff_chat_id:
+        raise SettingsError("telegram.staff_chat_id: required when token_env is set")
+    if tg.poll_timeout_seconds < 0 or tg.request_timeout_seconds <= 0:
+        raise SettingsError("telegram: timeouts must be positive")
+    if tg.max_attempts < 1:
+        raise SettingsError("telegram.max_attempts: must be at least 1")
+    return tg
+
+
+def _desk(data: Any) -> DeskSettings:
+    t = _Table(data, "desk")
+    desk = DeskSettings(
+        reopen_days=t.get("reopen_days", int, 7),
+        notify_statuses=t.get("notify_statuses", tuple, DEFAULT_NOTIFY),
+        appeal_registration_days=t.get("appeal_registration_days", int, 3),
+        appeal_answer_days=t.get("appeal_answer_days", int, 30),
+        appeal_extension_max_days=t.get("appeal_extension_max_days", int, 30),
+    )
+    t.reject_unknown()
+    for status in desk.notify_statuses:
+        if status not in SENDER_NOTICES:
+            raise SettingsError(f"desk.notify_statuses: no letter for status {status!r}; "
+                                f"possible: {', '.join(SENDER_NOTICES)}")
+    for key in ("reopen_days", "appeal_registration_days", "appeal_answer_days",
+                "appeal_extension_max_days"):
+        if getattr(desk, key) < 0:
+            raise SettingsError(f"desk.{key}: must not be negative")
+    return desk
+
+
+def _department(data: Any) -> DepartmentSettings:
+    t = _Table(data, "department")
+    dep = DepartmentSettings(address=t.get("address", str, DepartmentSettings.address).strip().lower(),
+                             notify=t.get("notify", bool, True))
+    t.reject_unknown()
+    if "@" not in dep.address:
+        raise SettingsError(f"department.address: not an email address: {dep.address!r}")
+    return dep
+
+
+def _staff(items: Any) -> tuple[StaffMember, ...]:
+    members: list[StaffMember] = []
+    for i, data in enumerate(items):
+        t = _Table(data, f"staff[{i}]")
+        telegram_id = t.get("telegram_id", int, 0)
+        member = StaffMember(name=t.get("name", str).strip(), role=t.get("role", str, choices=ROLES),
+                             telegram_id=telegram_id or None, email=t.get("email", str, "").strip(),
+                             full_name=t.get("full_name", str, "").strip())
+        t.reject_unknown()
+        if not member.name or any(c.isspace() for c in member.name):
+            raise SettingsError(f"staff[{i}].name: one word expected, got {member.name!r}")
+        if any(m.name == member.name for m in members):
+            raise SettingsError(f"staff[{i}].name: duplicate staff name {member.name!r}")
+        if member.telegram_id and any(m.telegram_id == member.telegram_id for m in members):
+            raise SettingsError(f"staff[{i}].telegram_id: {member.telegram_id} is already used")
+        members.append(member)
+    return tuple(members)
+
+
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+
+
+def _clock(value: str, name: str) -> time:
+    m = re.fullmatch(r"(\d{1,2}):(\d{2})", value.strip())
+    if not m or int(m[1]) > 23 or int(m[2]) > 59:
+        raise SettingsError(f"{name}: expected a time like \"08:00\", got {value!r}")
+    return time(int(m[1]), int(m[2]))
+
+
+def _dates(values: tuple[str, ...], name: str) -> tuple[date, ...]:
+    out = set()
+    for v in values:
+        try:
+            out.add(date.fromisoformat(v.strip()))
+        except ValueError:
+            raise SettingsError(f"{name}: expected dates like \"2026-11-03\", got {v!r}") from None
+    return tuple(sorted(out))
+
+
+def _duration(value: str, name: str) -> timedelta:
+    m = _DURATION.fullmatch(value.replace(" ", "").lower())
+    if not m or not any(m.groups()):
+        raise SettingsError(f"{name}: expected a duration like \"2h\", \"30m\" or \"1h30m\", got {value!r}")
+    h, mi, se = (int(g or 0) for g in m.groups())
+    return timedelta(hours=h, minutes=mi, seconds=se)
+
+
+def _worktime(data: Any) -> WorktimeSettings:
+    t = _Table(data, "worktime")
+    tz = t.get("tz", str, WorktimeSettings.tz)
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"worktime.tz: unknown time zone {tz!r}") from None
+    start = _clock(t.get("day_start", str, "08:00"), "worktime.day_start")
+    end = _clock(t.get("day_end", str, "17:00"), "worktime.day_end")
+    if not start < end:
+        raise SettingsError("worktime.day_end: must be later than day_start")
+    names = [n.strip().lower() for n in t.get("weekdays", tuple, _WEEKDAYS[:5])]
+    bad = [n for n in names if n not in _WEEKDAYS]
+    if bad or not names:
+        raise SettingsError(f"worktime.weekdays: expected names from {', '.join(_WEEKDAYS)}, "
+                            f"got {bad or '[]'}")
+    off = _dates(t.get("extra_days_off", tuple, ()), "worktime.extra_days_off")
+    on = _dates(t.get("extra_work_days", tuple, ()), "worktime.extra_work_days")
+    if set(off) & set(on):
+        raise SettingsError(f"worktime.extra_work_days: {min(set(off) & set(on))} is also in extra_days_off")
+    hours = t.get("acceptance_hours", float, 8.0)
+    if hours <= 0:
+        raise SettingsError("worktime.acceptance_hours: must be positive")
+    warn = sorted({_duration(v, "worktime.warn_before") for v in t.get("warn_before", tuple, ("2h", "30m"))},
+                  reverse=True)
+    if warn and warn[0] >= timedelta(hours=hours):
+        raise SettingsError("worktime.warn_before: each warning must be shorter than acceptance_hours")
+    roll = t.get("appeal_deadline_roll", str, "next", choices=("next", "previous", "none"))
+    t.reject_unknown()
+    return WorktimeSettings(tz=tz, day_start=start, day_end=end,
+                            weekdays=tuple(sorted({_WEEKDAYS.index(n) for n in names})),
+                            extra_days_off=off, extra_work_days=on, acceptance_hours=hours,
+                            warn_before=tuple(warn), appeal_deadline_roll=roll)
+
+
 def parse_settings(data: dict[str, Any], base_dir: Path) -> Settings:
     """Settings from an already-parsed TOML document."""
     root = _Table(data, "")
@@ -234,9 +441,15 @@ def parse_settings(data: dict[str, Any], base_dir: Path) -> Settings:
     inst.reject_unknown()
 
     outbound = _outbound(root.get("outbound", dict, {}))
+    telegram = _telegram(root.get("telegram", dict, {}))
+    desk = _desk(root.get("desk", dict, {}))
+    department = _department(root.get("department", dict, {}))
+    staff = _staff(root.get("staff", list, []))
+    worktime = _worktime(root.get("worktime", dict, {}))
     root.reject_unknown()
     return Settings(database_url=url, mailboxes=mailboxes, outbound=outbound,
-                    institution=institution, base_dir=base_dir)
+                    institution=institution, base_dir=base_dir, telegram=telegram, desk=desk,
+                    department=department, staff=staff, worktime=worktime)
 
 
 def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:

@@ -19,7 +19,8 @@ def ticket_summary(t: Ticket) -> dict[str, Any]:
     return {"id": t.public_id, "kind": t.kind, "status": t.status, "subject": t.subject,
             "requester_email": t.requester_email, "requester_name": t.requester_name,
             "created_at": iso(t.created_at), "assignee": t.assignee, "priority": t.priority,
-            "impact": t.impact, "line": t.line}
+            "impact": t.impact, "line": t.line, "channel": t.channel,
+            "missing_fields": list(t.missing_fields or ()), "status_changed_at": iso(t.status_changed_at)}
 
 
 def ticket_detail(session: Session, t: Ticket) -> dict[str, Any]:
@@ -27,6 +28,7 @@ def ticket_detail(session: Session, t: Ticket) -> dict[str, Any]:
     linked = session.get(Ticket, t.linked_ticket_id) if t.linked_ticket_id else None
     view["linked_to"] = linked.public_id if linked else None
     view["fields"] = t.fields
+    view["deadlines"] = deadlines(t)
     view["messages"] = [{
         "direction": m.direction, "from": m.from_addr, "to": m.to_addrs, "subject": m.subject,
         "body": m.body, "at": iso(m.at), "author": m.author, "message_id": m.message_id,
@@ -62,3 +64,30 @@ def outbox_view(o: OutboxItem, public_ids: dict[int, str] | None = None) -> dict
 
 def public_ids(session: Session) -> dict[int, str]:
     return {row.id: row.public_id for row in session.execute(select(Ticket.id, Ticket.public_id))}
+
+
+def deadlines(t: Ticket) -> dict[str, Any] | None:
+    """APL-6 deadlines of an appeal (None for a support ticket)."""
+    if t.kind != "appeal":
+        return None
+    return {"registered_at": iso(t.registered_at), "registration_due_at": iso(t.registration_due_at),
+            "answer_due_at": iso(t.answer_due_at), "extension_days": t.extension_days,
+            "extension_reason": t.extension_reason}
+
+
+def detail_lines(v: dict[str, Any]) -> list[str]:
+    """Text lines for a record's line, owner, priority, missing fields and deadlines."""
+    lines = [f"исполнитель: {v['assignee'] or '—'}, линия {v['line']}, канал {v['channel']}"]
+    if v["priority"]:
+        lines.append(f"приоритет: {v['priority']}, влияние: {v['impact']}")
+    if v["missing_fields"]:
+        lines.append(f"не заполнено: {', '.join(v['missing_fields'])}")
+    d = v.get("deadlines")
+    if d:
+        lines.append(f"зарегистрировано: {d['registered_at']} (срок регистрации {d['registration_due_at']})")
+        extended = (f", продлён на {d['extension_days']} дн.: {d['extension_reason']}"
+                    if d["extension_days"] else "")
+        lines.append(f"срок ответа: {d['answer_due_at']}{extended}")
+    for name, value in (v.get("fields") or {}).items():
+        lines.append(f"{name}: {value}")
+    return lines

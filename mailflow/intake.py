@@ -210,9 +210,9 @@ class Intake:
             ticket = self.desk.open_from_mail(s, box, row, msg, kept, refused, linked_to=target.linked_to)
             row.disposition = "ticket"
         else:
-            ticket = target.ticket
-            self.desk.add_sender_mail(s, box, ticket, row, msg, kept, refused)
-            row.disposition = "followup"
+            # A late reply to a finished ticket opens a new, linked one (MAIL-5).
+            ticket = self.desk.add_sender_mail(s, box, target.ticket, row, msg, kept, refused)
+            row.disposition = "followup" if ticket is target.ticket else "ticket"
         row.ticket_id = ticket.id
         row.reasons = [target.reason] + [f"вложение сверх лимита {size_text(box.max_attachment_bytes)} "
                                          f"не сохранено: {f.filename}" for f in refused]

@@ -114,6 +114,17 @@ class Ticket(Base):
     fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Issue 3: how the request came (email | phone), what a form left out (APL-1), and when the
+    # status last changed (the reopen window of MAIL-5 counts from it).
+    channel: Mapped[str] = mapped_column(String(20), default="email")
+    missing_fields: Mapped[list[Any]] = mapped_column(default=list)
+    status_changed_at: Mapped[datetime | None] = mapped_column()
+    # APL-6 (59-FZ): appeal deadlines; one extension at most, with its reason.
+    registered_at: Mapped[datetime | None] = mapped_column()
+    registration_due_at: Mapped[datetime | None] = mapped_column()
+    answer_due_at: Mapped[datetime | None] = mapped_column()
+    extension_days: Mapped[int | None] = mapped_column(Integer)
+    extension_reason: Mapped[str | None] = mapped_column(Text)
 
     messages: Mapped[list[TicketMessage]] = relationship(
         back_populates="ticket", order_by="TicketMessage.id", foreign_keys="TicketMessage.ticket_id"
@@ -215,3 +226,37 @@ class Counter(Base):
 
     name: Mapped[str] = mapped_column(String(60), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ChatCard(Base):
+    """A ticket's card posted to a Telegram chat: later changes edit it in place, and a staff
+    member's Telegram reply to it answers the ticket (issue 4)."""
+
+    __tablename__ = "chat_cards"
+    __table_args__ = (
+        UniqueConstraint("chat_id", "message_id", name="uq_chat_cards_message"),
+        Index("ix_chat_cards_ticket", "ticket_id", "chat_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[int] = mapped_column(BigInteger)
+    # The ticket message the card quotes (the new mail it announced), kept when it is edited.
+    ticket_message_id: Mapped[int | None] = mapped_column(ForeignKey("ticket_messages.id"))
+    live: Mapped[bool] = mapped_column(Boolean, default=True)  # edited when the ticket changes
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class StaffRecord(Base):
+    """A staff member added with `inboxdesk staff add` (settings.toml `[[staff]]` ones are not here)."""
+
+    __tablename__ = "staff"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    role: Mapped[str] = mapped_column(String(20))  # operator | engineer | admin
+    telegram_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    email: Mapped[str] = mapped_column(String(320), default="")
+    full_name: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,76 @@
+"""BOT-1: only staff listed with a Telegram user ID may use the bot; roles decide the rest.
+
+The gate runs before every other handler. A stranger gets one short refusal and no data, the
+attempt is logged and audited, and the update goes no further.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Update
+from telegram.ext import ApplicationHandlerStop
+
+from bot.context import DeskContext
+from inboxdesk.staff import StaffMember
+from inboxdesk.workflow import Refused
+
+log = logging.getLogger(__name__)
+
+REFUSAL = "Бот только для сотрудников службы поддержки. Обратитесь к администратору."
+ROLE_NAMES = {"operator": "оператор (1-я линия)", "engineer": "инженер (2-я линия)",
+              "admin": "администратор"}
+
+
+async def gate(update: Update, context: DeskContext) -> None:
+    """Let staff through with `context.member` set; stop and refuse everyone else."""
+    user = update.effective_user
+    if user is None or user.is_bot:
+        raise ApplicationHandlerStop
+    services = context.services
+    member = await services.read(lambda s: services.desk.staff(s).by_telegram(user.id))
+    if member is not None:
+        context.member = member
+        return
+    if _addressed_to_bot(update):
+        await _refuse(update, context)
+    raise ApplicationHandlerStop
+
+
+def _addressed_to_bot(update: Update) -> bool:
+    """Worth an answer and an audit entry: a button, a private message, a command, a reply to us."""
+    if update.callback_query is not None:
+        return True
+    msg = update.effective_message
+    if msg is None or update.effective_chat is None:
+        return False
+    if update.effective_chat.type == "private" or (msg.text or "").startswith("/"):
+        return True
+    replied = msg.reply_to_message
+    return replied is not None and replied.from_user is not None and replied.from_user.is_bot
+
+
+async def _refuse(update: Update, context: DeskContext) -> None:
+    user = update.effective_user
+    assert user is not None
+    chat_id = update.effective_chat.id if update.effective_chat else None
+    query = update.callback_query
+    what = "button" if query else ((update.effective_message.text or "")[:100] if update.effective_message
+                                   else "update")
+    log.warning("telegram: refused user %s (@%s) in chat %s: %s", user.id, user.username or "-", chat_id,
+                what)
+    services = context.services
+    await services.act(lambda s: services.desk.audit(
+        s, None, f"telegram:{user.id}", "bot_refused", None, None, chat_id=chat_id,
+        username=user.username, attempted=what))
+    if query is not None:
+        await query.answer(REFUSAL, show_alert=True)
+    elif update.effective_message is not None:
+        await update.effective_message.reply_text(REFUSAL)
+
+
+def require(member: StaffMember, *roles: str) -> None:
+    """Refuse unless `member` has one of `roles`."""
+    if member.role not in roles:
+        who = ", ".join(ROLE_NAMES.get(r, r) for r in roles)
+        raise Refused(f"Это может только {who}; ваша роль: {ROLE_NAMES.get(member.role, member.role)}")

@@ -1,0 +1,211 @@
+"""Slash commands: the same operations as the CLI, each one call of the desk service (BOT-3)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy.orm import Session
+from telegram import BotCommand, InlineKeyboardMarkup, Update
+
+from bot.access import ROLE_NAMES, require
+from bot.answers import command_args, done_line, post_card, say, ticket_named
+from bot.cards import esc, history, priority_menu, status_menu, ticket_list
+from bot.context import BotServices, DeskContext
+from inboxdesk import domain
+from inboxdesk.workflow import Refused
+from inboxdesk.worktime import WorkCalendar
+from storage.models import Ticket, utcnow
+
+COMMANDS = (
+    ("start", "Начало работы"),
+    ("help", "Что умеет бот"),
+    ("new", "Новые заявки и обращения"),
+    ("mine", "Мои записи в работе"),
+    ("overdue", "Просроченные"),
+    ("list", "Список по статусу: /list [статус]"),
+    ("show", "Карточка и история: /show ID"),
+    ("reply", "Ответ заявителю: /reply ID текст"),
+    ("note", "Внутренняя заметка: /note ID текст"),
+    ("status", "Сменить статус: /status ID"),
+    ("take", "Взять в работу: /take ID"),
+    ("assign", "Назначить: /assign ID имя"),
+    ("priority", "Приоритет и влияние: /priority ID"),
+    ("find", "Поиск: /find текст"),
+    ("phone", "Записать обращение по телефону"),
+    ("staff", "Сотрудники (администратор)"),
+    ("cancel", "Прервать текущий диалог"),
+)
+BOT_COMMANDS = [BotCommand(name, description) for name, description in COMMANDS]
+OPEN_STATUSES_EXCLUDED = frozenset({domain.TICKET_CLOSED, domain.TICKET_RESOLVED, domain.APPEAL_DONE})
+
+
+def _need(args: list[str], count: int, usage: str) -> list[str]:
+    if len(args) < count or not all(args[:count]):
+        raise Refused(f"Формат: {usage}")
+    return args
+
+
+async def cmd_help(update: Update, context: DeskContext) -> None:
+    """/start, /help: who you are to the desk and what the bot does."""
+    member = context.member
+    lines = [f"Здравствуйте, {esc(member.display)} ({esc(ROLE_NAMES.get(member.role, member.role))}).",
+             "Карточки новых заявок и писем приходят в чат поддержки; кнопки под карточкой — действия.",
+             "Ответ (reply) на карточку уходит заявителю письмом; приложенный файл или фото — вложением.", ""]
+    lines += [f"/{name} — {esc(description)}" for name, description in COMMANDS if name != "start"]
+    await say(update, "\n".join(lines))
+
+
+async def cmd_new(update: Update, context: DeskContext) -> None:
+    """/new: records nobody has taken yet."""
+    services = context.services
+    tickets = await services.read(lambda s: services.desk.list_tickets(s, status=domain.TICKET_NEW)
+                                  + services.desk.list_tickets(s, status=domain.APPEAL_NEW))
+    await say(update, ticket_list("Новые", tickets))
+
+
+async def cmd_mine(update: Update, context: DeskContext) -> None:
+    """/mine: what is assigned to me and not finished."""
+    services, member = context.services, context.member
+    tickets = await services.read(lambda s: [t for t in services.desk.list_tickets(s, assignee=member.name)
+                                             if t.status not in OPEN_STATUSES_EXCLUDED])
+    await say(update, ticket_list("Мои в работе", tickets))
+
+
+def overdue_tickets(services: BotServices, session: Session) -> list[Ticket]:
+    """Tickets not taken within the acceptance time (MAIL-7) and appeals past their 59-FZ terms."""
+    now = utcnow()
+    worktime = services.settings.worktime
+    calendar = WorkCalendar.from_settings(worktime)
+    late = []
+    for t in services.desk.list_tickets(session, kind=domain.TICKET):
+        if t.status in (domain.TICKET_NEW, domain.TICKET_ASSIGNED) and calendar.add_working_time(
+                t.created_at, timedelta(hours=worktime.acceptance_hours)) < now:
+            late.append(t)
+    for t in services.desk.list_tickets(session, kind=domain.APPEAL):
+        due = t.registration_due_at if t.status == domain.APPEAL_NEW else t.answer_due_at
+        if t.status != domain.APPEAL_DONE and due is not None and due < now:
+            late.append(t)
+    return late
+
+
+async def cmd_overdue(update: Update, context: DeskContext) -> None:
+    """/overdue: records past their deadline."""
+    services = context.services
+    tickets = await services.read(lambda s: overdue_tickets(services, s))
+    await say(update, ticket_list("Просроченные", tickets))
+
+
+async def cmd_list(update: Update, context: DeskContext) -> None:
+    """/list [статус]: records in a status, or how many there are in each."""
+    services = context.services
+    [wanted] = command_args(update, 1) or [""]
+    known = [*domain.TICKET_STATUSES, *domain.APPEAL_STATUSES]
+    if not wanted:
+        tickets = await services.read(lambda s: services.desk.list_tickets(s))
+        counts = {st: sum(1 for t in tickets if t.status == st) for st in known}
+        lines = [f"{esc(st)}: {n}" for st, n in counts.items() if n] or ["Записей нет."]
+        await say(update, "\n".join(["<b>По статусам</b>", *lines, "", "Список: /list статус"]))
+        return
+    status = next((st for st in known if st.lower() == wanted.lower()), None)
+    if status is None:
+        raise Refused(f"Статуса «{wanted[:40]}» нет; статусы: {', '.join(known)}")
+    tickets = await services.read(lambda s: services.desk.list_tickets(s, status=status))
+    await say(update, ticket_list(status, tickets))
+
+
+async def cmd_find(update: Update, context: DeskContext) -> None:
+    """/find текст: search IDs, subjects, senders and letters."""
+    services = context.services
+    [text] = _need(command_args(update, 1), 1, "/find текст")
+    tickets = await services.read(lambda s: services.desk.find(s, text))
+    await say(update, ticket_list(f"Найдено по «{text[:60]}»", tickets))
+
+
+async def cmd_show(update: Update, context: DeskContext) -> None:
+    """/show ID: the history, then the live card with its buttons."""
+    services = context.services
+    [public_id] = _need(command_args(update, 1), 1, "/show ID")[:1]
+
+    def load(s: Session) -> tuple[int, list[str]]:
+        ticket = ticket_named(services, s, public_id.split()[0])
+        return ticket.id, history(ticket, services.zone)
+
+    ticket_id, texts = await services.read(load)
+    await say(update, texts)
+    await post_card(update, context, ticket_id)
+
+
+async def cmd_take(update: Update, context: DeskContext) -> None:
+    """/take ID: assign to me and start work."""
+    services, member = context.services, context.member
+    [public_id] = _need(command_args(update, 1), 1, "/take ID")[:1]
+    line = await services.act(lambda s: done_line(
+        services.desk.take(s, ticket_named(services, s, public_id), member), "✋ Взято"))
+    await say(update, line)
+
+
+async def cmd_assign(update: Update, context: DeskContext) -> None:
+    """/assign ID имя: hand a record to a colleague."""
+    services, member = context.services, context.member
+    public_id, name = _need(command_args(update, 2), 2, "/assign ID имя")
+    line = await services.act(lambda s: done_line(
+        services.desk.assign(s, ticket_named(services, s, public_id), member, name.strip()), "👤 Назначено"))
+    await say(update, line)
+
+
+async def cmd_reply(update: Update, context: DeskContext) -> None:
+    """/reply ID текст: email the requester (files: answer the card with a document instead)."""
+    services, member = context.services, context.member
+    public_id, text = _need(command_args(update, 2), 2, "/reply ID текст")
+    line = await services.act(lambda s: done_line(
+        services.desk.reply(s, ticket_named(services, s, public_id), member, text, ()),
+        "✉️ Ответ отправлен заявителю"))
+    await say(update, line)
+
+
+async def cmd_note(update: Update, context: DeskContext) -> None:
+    """/note ID текст: an internal note, never emailed."""
+    services, member = context.services, context.member
+    public_id, text = _need(command_args(update, 2), 2, "/note ID текст")
+    line = await services.act(lambda s: done_line(
+        services.desk.note(s, ticket_named(services, s, public_id), member, text), "📝 Заметка добавлена"))
+    await say(update, line)
+
+
+async def cmd_status(update: Update, context: DeskContext) -> None:
+    """/status ID: the card with the statuses it may move to."""
+    await _card_with_menu(update, context, "/status ID", "status")
+
+
+async def cmd_priority(update: Update, context: DeskContext) -> None:
+    """/priority ID: the card with priorities; impacts that fit follow (MAIL-6)."""
+    await _card_with_menu(update, context, "/priority ID", "priority")
+
+
+async def _card_with_menu(update: Update, context: DeskContext, usage: str, menu: str) -> None:
+    services = context.services
+    [public_id] = _need(command_args(update, 1), 1, usage)[:1]
+
+    def load(s: Session) -> tuple[int, InlineKeyboardMarkup]:
+        ticket = ticket_named(services, s, public_id.split()[0])
+        if menu == "priority":
+            if ticket.kind != domain.TICKET:
+                raise Refused("Приоритет и влияние есть только у заявок техподдержки")
+            return ticket.id, priority_menu(ticket, services.signer)
+        allowed = services.desk.allowed_statuses(ticket)
+        if not allowed:
+            raise Refused(f"Статус «{ticket.status}» окончательный")
+        return ticket.id, status_menu(ticket, allowed, services.signer)
+
+    ticket_id, keyboard = await services.read(load)
+    await post_card(update, context, ticket_id, keyboard)
+
+
+async def cmd_staff(update: Update, context: DeskContext) -> None:
+    """/staff: the staff directory (admins only: it shows Telegram IDs)."""
+    services = context.services
+    require(context.member, "admin")
+    members = await services.read(lambda s: services.desk.staff(s).all())
+    lines = [f"{esc(m.name)} · {esc(ROLE_NAMES.get(m.role, m.role))} · {esc(m.full_name or '—')} · "
+             f"tg {m.telegram_id or '—'}" for m in members]
+    await say(update, "\n".join(["<b>Сотрудники</b>", *lines]))

@@ -1,0 +1,196 @@
+"""What every desk operation stands on: audit events, letters into the outbox, the one setter of
+statuses, lookups, and the hook that tells other channels (the staff chat) that a record changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from inboxdesk import domain
+from inboxdesk.letters import AUTO_REPLIED, OutgoingEmail, OutgoingFile, compose
+from inboxdesk.settings import MailboxSettings, Settings, SettingsError
+from inboxdesk.staff import StaffDirectory, directory
+from inboxdesk.workflow import Refused
+from mailflow.message import ParsedMessage
+from storage import outbox
+from storage.models import Attachment, AuditEvent, OutboxItem, Ticket, TicketMessage, utcnow
+
+SYSTEM = "system"  # the actor of automatic changes
+Listener = Callable[[Session, Ticket, str], None]
+
+
+class DeskBase:
+    """Shared machinery of the desk service; `Desk` adds the operations."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], datetime] = utcnow) -> None:
+        self.settings = settings
+        self.clock = clock
+        # Subscribers called after every change, inside the same transaction (the bot queues its
+        # card refresh here, so the chat never shows a change that was rolled back).
+        self.listeners: list[Listener] = []
+
+    def on_change(self, session: Session, ticket: Ticket, event: str) -> None:
+        """Tell every listener that `ticket` changed: created, sender_reply, status, assigned, ..."""
+        for listener in self.listeners:
+            listener(session, ticket, event)
+
+    def staff(self, session: Session) -> StaffDirectory:
+        """Staff from settings.toml and from the `staff` table (settings win)."""
+        return directory(session, self.settings.staff)
+
+    # -- status, the one place it changes ---------------------------------------------------------
+
+    def set_status(self, session: Session, ticket: Ticket, actor: str, new: str, **detail: object) -> None:
+        old, now = ticket.status, self.clock()
+        ticket.status, ticket.status_changed_at, ticket.updated_at = new, now, now
+        self.audit(session, ticket, actor, "status", old, new, **detail)
+
+    # -- letters ---------------------------------------------------------------------------------
+
+    def box_of(self, ticket: Ticket) -> MailboxSettings:
+        """The mailbox a record belongs to: its letters leave from that address."""
+        try:
+            return self.settings.mailbox(ticket.mailbox)
+        except SettingsError:
+            raise Refused(f"Почтовый ящик «{ticket.mailbox}» записи {ticket.public_id} "
+                          "больше не настроен; письмо отправить нельзя") from None
+
+    def thread_of(self, session: Session, ticket: Ticket) -> tuple[str | None, tuple[str, ...]]:
+        """(In-Reply-To, References) for a letter to the requester: the conversation they saw,
+        not letters to others (the department)."""
+        rows = session.execute(
+            select(TicketMessage.message_id, TicketMessage.direction, TicketMessage.to_addrs)
+            .where(TicketMessage.ticket_id == ticket.id, TicketMessage.message_id.is_not(None))
+            .order_by(TicketMessage.id)).all()
+        requester = ticket.requester_email.lower()
+        ids = [mid for mid, direction, to in rows
+               if direction == "in" or requester in [a.lower() for a in to or ()]]
+        return (ids[-1] if ids else None), tuple(ids[-20:])
+
+    def letter_to_requester(self, session: Session, ticket: Ticket, purpose: str, subject: str, body: str,
+                            files: Sequence[OutgoingFile] = (), auto: str | None = None,
+                            author: str | None = None) -> OutboxItem | None:
+        """A letter to the record's requester, tagged and threaded; None when there is no address."""
+        if not ticket.requester_email:
+            self.audit(session, ticket, SYSTEM, "letter_not_sent", None, None, purpose=purpose,
+                       reason="у записи нет адреса заявителя")
+            return None
+        box = self.box_of(ticket)
+        in_reply_to, references = self.thread_of(session, ticket)
+        mail = OutgoingEmail(
+            from_addr=box.address, from_name=self.settings.institution.name, to=(ticket.requester_email,),
+            subject=domain.tagged_subject(ticket.public_id, subject), body=body, in_reply_to=in_reply_to,
+            references=references, auto=auto, files=tuple(files))
+        return self.queue_letter(session, ticket, purpose, mail, author=author)
+
+    def queue_auto_letter(self, session: Session, box: MailboxSettings, ticket: Ticket, purpose: str,
+                          answering: ParsedMessage, subject: str, body: str,
+                          to: str | None = None) -> OutboxItem | None:
+        """An automatic answer to `answering` (to its sender unless `to` is given), unless the OUT-1
+        hourly cap for that address is hit."""
+        to = to or (answering.reply_to or (answering.from_addr,))[0]
+        since = self.clock() - timedelta(hours=1)
+        if outbox.auto_mail_count(session, to, since) >= self.settings.outbound.auto_mail_per_hour:
+            self.audit(session, ticket, SYSTEM, "auto_mail_suppressed", None, None, to=to,
+                       purpose=purpose, reason="hourly cap of automatic mail to this address")
+            return None
+        mail = OutgoingEmail(
+            from_addr=box.address, from_name=self.settings.institution.name, to=(to,),
+            subject=domain.tagged_subject(ticket.public_id, subject), body=body,
+            in_reply_to=answering.message_id, references=answering.references, auto=AUTO_REPLIED)
+        return self.queue_letter(session, ticket, purpose, mail)
+
+    def queue_letter(self, session: Session, ticket: Ticket | None, purpose: str,
+                     mail: OutgoingEmail, author: str | None = None) -> OutboxItem:
+        """Compose `mail` and put it in the outbox; it also shows in the ticket's history."""
+        message_id, payload = compose(mail)
+        item = OutboxItem(
+            channel="email", purpose=purpose, ticket_id=ticket.id if ticket else None,
+            mail_from=mail.from_addr, recipients=list(mail.to), to_addr=mail.to[0].lower(),
+            subject=mail.subject, message_id=message_id, payload=payload,
+            auto=mail.auto is not None, created_at=self.clock(), next_attempt_at=self.clock(),
+        )
+        session.add(item)
+        session.flush()
+        if ticket is not None:
+            message = TicketMessage(
+                ticket_id=ticket.id, direction="out", from_addr=mail.from_addr, to_addrs=list(mail.to),
+                subject=mail.subject, body=mail.body, message_id=message_id, author=author,
+                outbox_id=item.id, at=self.clock())
+            session.add(message)
+            session.flush()
+            for f in mail.files:  # the history shows what was sent, byte for byte
+                session.add(Attachment(ticket_message_id=message.id, filename=f.filename,
+                                       content_type=f.content_type, size=len(f.content),
+                                       sha256=_sha256(f.content), content=f.content))
+        return item
+
+    # -- lookups and audit -------------------------------------------------------------------------
+
+    def ticket_by_public_id(self, session: Session, public: str) -> Ticket | None:
+        return session.scalar(select(Ticket).where(Ticket.public_id == public.strip().upper()))
+
+    def ticket_by_id(self, session: Session, ticket_id: int) -> Ticket | None:
+        return session.get(Ticket, ticket_id)
+
+    def find(self, session: Session, text: str, limit: int = 50) -> list[Ticket]:
+        """Records whose ID, subject, requester or any message body contains `text`."""
+        text = text.strip()
+        if not text:
+            return []
+        exact = self.ticket_by_public_id(session, text)
+        # SQLite folds case for ASCII only (and PostgreSQL by its locale), so the usual spellings
+        # of a Cyrillic word are matched explicitly: as typed, lower, upper, capitalised.
+        patterns = {f"%{_escape_like(v)}%" for v in (text, text.lower(), text.upper(), text.capitalize())}
+
+        def matches(column: Any) -> Any:  # a column expression
+            return or_(*(column.ilike(p, escape="\\") for p in patterns))
+
+        in_body = select(TicketMessage.ticket_id).where(
+            TicketMessage.direction.in_(("in", "out")), matches(TicketMessage.body))
+        found = list(session.scalars(select(Ticket).where(or_(
+            matches(Ticket.public_id), matches(Ticket.subject), matches(Ticket.requester_email),
+            matches(Ticket.requester_name), Ticket.id.in_(in_body),
+        )).order_by(Ticket.id.desc()).limit(limit)))
+        if exact is not None:
+            found = [exact] + [t for t in found if t.id != exact.id]
+        return found
+
+    def list_tickets(self, session: Session, status: str | None = None, assignee: str | None = None,
+                     kind: str | None = None) -> list[Ticket]:
+        query = select(Ticket).order_by(Ticket.id)
+        if status:
+            query = query.where(Ticket.status == status)
+        if assignee:
+            query = query.where(Ticket.assignee == assignee)
+        if kind:
+            query = query.where(Ticket.kind == kind)
+        return list(session.scalars(query))
+
+    def audit(self, session: Session, ticket: Ticket | None, actor: str, action: str,
+              from_value: str | None, to_value: str | None, inbound_id: int | None = None,
+              **detail: object) -> None:
+        """Record who did what, when, from -> to (AUD-1)."""
+        session.add(AuditEvent(
+            ticket_id=ticket.id if ticket else None, inbound_id=inbound_id, actor=actor, action=action,
+            from_value=from_value, to_value=to_value,
+            detail={k: v for k, v in detail.items() if v is not None}, at=self.clock()))
+
+
+def as_utc(at: datetime) -> datetime:
+    """`at` with its zone: SQLite hands timestamps back without one, and they were written as UTC."""
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _sha256(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

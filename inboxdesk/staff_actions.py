@@ -1,0 +1,170 @@
+"""What staff do to a record: take, assign, reply, note, change status, set priority and impact,
+escalate (MAIL-5, MAIL-6, MAIL-10). Each call writes the change, its audit event (AUD-1) and
+outbox rows for its letters, then tells the listeners; the caller commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.orm import Session
+
+from inboxdesk import domain, workflow
+from inboxdesk.desk_base import DeskBase
+from inboxdesk.letters import AUTO_GENERATED, OutgoingFile
+from inboxdesk.staff import StaffMember
+from inboxdesk.templating import render_email
+from inboxdesk.workflow import Refused
+from storage.models import Ticket, TicketMessage
+
+
+class StaffActions(DeskBase):
+    """Staff operations on tickets and appeals."""
+
+    # -- for buttons -----------------------------------------------------------------------------
+
+    def allowed_statuses(self, ticket: Ticket) -> list[str]:
+        """Statuses `ticket` may be moved to now (MAIL-5, APL-4)."""
+        return workflow.allowed_statuses(ticket.kind, ticket.status)
+
+    def allowed_impacts(self, priority: int) -> list[str]:
+        """Impacts that fit `priority` (MAIL-6)."""
+        return workflow.allowed_impacts(priority)
+
+    # -- ownership -------------------------------------------------------------------------------
+
+    def take(self, s: Session, ticket: Ticket, actor: StaffMember) -> Ticket:
+        """Assign `ticket` to `actor` and move it into work."""
+        target = workflow.IN_WORK[ticket.kind]
+        if ticket.assignee == actor.name and ticket.status == target:
+            raise Refused(f"{ticket.public_id} уже в работе у вас")
+        if ticket.status != target:
+            workflow.check_transition(ticket.kind, ticket.status, target)
+        self._set_assignee(s, ticket, actor, actor.name)
+        if ticket.status != target:
+            self.set_status(s, ticket, actor.name, target)
+            self._notify_status(s, ticket, target)
+        self.on_change(s, ticket, "assigned")
+        return ticket
+
+    def assign(self, s: Session, ticket: Ticket, actor: StaffMember, assignee: str) -> Ticket:
+        """Hand `ticket` to staff member `assignee`; a new ticket becomes `Назначена`."""
+        member = self.staff(s).get(assignee)
+        if ticket.assignee == member.name:
+            raise Refused(f"{ticket.public_id} уже назначена на {member.name}")
+        if ticket.status in workflow.FINISHED or ticket.status == domain.APPEAL_DONE:
+            raise Refused(f"{ticket.public_id} в статусе «{ticket.status}»: сначала верните её в работу")
+        self._set_assignee(s, ticket, actor, member.name)
+        new = workflow.ON_ASSIGN.get(ticket.status) if ticket.kind == domain.TICKET else None
+        if new and not (ticket.status == domain.TICKET_IN_WORK and member.name == actor.name):
+            self.set_status(s, ticket, actor.name, new)
+        self.on_change(s, ticket, "assigned")
+        return ticket
+
+    def _set_assignee(self, s: Session, ticket: Ticket, actor: StaffMember, name: str | None) -> None:
+        if ticket.assignee != name:
+            self.audit(s, ticket, actor.name, "assigned", ticket.assignee, name)
+            ticket.assignee, ticket.updated_at = name, self.clock()
+
+    # -- conversation ------------------------------------------------------------------------------
+
+    def reply(self, s: Session, ticket: Ticket, actor: StaffMember, text: str,
+              files: Sequence[OutgoingFile] = ()) -> Ticket:
+        """Email `text` (and `files`) to the requester, threaded to the ticket."""
+        if not text.strip() and not files:
+            raise Refused("Пустой ответ: нужен текст или файл")
+        if not ticket.requester_email:
+            raise Refused(f"У {ticket.public_id} нет адреса заявителя: ответить письмом нельзя")
+        subject, body = render_email("reply", ticket=ticket, text=text.strip(), actor=actor,
+                                     institution=self.settings.institution.name)
+        item = self.letter_to_requester(s, ticket, "reply", subject, body, files, author=actor.name)
+        self.audit(s, ticket, actor.name, "reply", None, None, outbox_id=item.id if item else None,
+                   files=[f.filename for f in files] or None)
+        ticket.updated_at = self.clock()
+        self.on_change(s, ticket, "reply")
+        return ticket
+
+    def note(self, s: Session, ticket: Ticket, actor: StaffMember, text: str) -> Ticket:
+        """An internal note: kept on the ticket, never emailed."""
+        if not text.strip():
+            raise Refused("Пустая заметка")
+        s.add(TicketMessage(ticket_id=ticket.id, direction="note", from_addr=actor.email,
+                            body=text.strip(), author=actor.name, at=self.clock()))
+        self.audit(s, ticket, actor.name, "note", None, None)
+        ticket.updated_at = self.clock()
+        self.on_change(s, ticket, "note")
+        return ticket
+
+    # -- status, priority, line --------------------------------------------------------------------
+
+    def change_status(self, s: Session, ticket: Ticket, actor: StaffMember, status: str,
+                      comment: str | None = None, answer_text: str | None = None,
+                      answer_files: Sequence[OutgoingFile] = ()) -> Ticket:
+        """Move `ticket` to `status` if the table allows; the sender is told when it matters.
+
+        `comment` and `answer_text` go to the sender in the status letter (a question for
+        `Обратная связь`, the solution for `Решена`); `answer_files` are attached to it.
+        """
+        workflow.check_transition(ticket.kind, ticket.status, status)
+        if status in workflow.OWNED and not ticket.assignee:
+            self._set_assignee(s, ticket, actor, actor.name)
+        self.set_status(s, ticket, actor.name, status, comment=comment or None,
+                        answer=bool(answer_text and answer_text.strip()) or None,
+                        files=[f.filename for f in answer_files] or None)
+        self._notify_status(s, ticket, status, comment, answer_text, answer_files)
+        self.on_change(s, ticket, "status")
+        return ticket
+
+    def _notify_status(self, s: Session, ticket: Ticket, status: str, comment: str | None = None,
+                       answer_text: str | None = None, files: Sequence[OutgoingFile] = ()) -> None:
+        """The sender's letter about a status change, if configured; an answer is always sent."""
+        answer = (answer_text or "").strip()
+        if status not in self.settings.desk.notify_statuses and not answer and not files:
+            return
+        template = workflow.SENDER_NOTICES.get(status, "status_changed")
+        subject, body = render_email(template, ticket=ticket, status=status, comment=(comment or "").strip(),
+                                     answer=answer, files=[f.filename for f in files],
+                                     institution=self.settings.institution.name)
+        self.letter_to_requester(s, ticket, "status", subject, body, files, auto=AUTO_GENERATED)
+
+    def set_priority(self, s: Session, ticket: Ticket, actor: StaffMember, priority: int,
+                     impact: str) -> Ticket:
+        """Set priority and impact as a pair from the regulation's table (MAIL-6)."""
+        if ticket.kind != domain.TICKET:
+            raise Refused("Приоритет и влияние есть только у заявок техподдержки")
+        workflow.check_pair(priority, impact)
+        if (ticket.priority, ticket.impact) == (priority, impact):
+            raise Refused(f"У {ticket.public_id} уже приоритет {priority} и влияние «{impact}»")
+        old = _pair_text(ticket.priority, ticket.impact)
+        ticket.priority, ticket.impact, ticket.updated_at = priority, impact, self.clock()
+        self.audit(s, ticket, actor.name, "priority", old, _pair_text(priority, impact))
+        self.on_change(s, ticket, "priority")
+        return ticket
+
+    def escalate(self, s: Session, ticket: Ticket, actor: StaffMember, comment: str | None = None) -> Ticket:
+        """Hand a ticket from the first line to the second (MAIL-10)."""
+        if ticket.kind != domain.TICKET:
+            raise Refused("Эскалация на вторую линию есть только у заявок техподдержки")
+        if actor.role not in workflow.MAY_ESCALATE:
+            raise Refused("Эскалирует первая линия: нужна роль operator или admin")
+        if ticket.line >= 2:
+            raise Refused(f"{ticket.public_id} уже на второй линии")
+        if ticket.status in workflow.FINISHED:
+            raise Refused(f"{ticket.public_id} в статусе «{ticket.status}»: сначала верните её в работу")
+        ticket.line = 2
+        self.audit(s, ticket, actor.name, "escalated", "1", "2", comment=comment or None)
+        self._set_assignee(s, ticket, actor, None)  # the second line takes it themselves
+        new = workflow.ON_ESCALATE.get(ticket.status)
+        if new:
+            self.set_status(s, ticket, actor.name, new, reason="эскалация на вторую линию")
+        if comment and comment.strip():
+            s.add(TicketMessage(ticket_id=ticket.id, direction="note", from_addr=actor.email,
+                                body=f"Эскалация на вторую линию: {comment.strip()}", author=actor.name,
+                                at=self.clock()))
+        self.on_change(s, ticket, "escalated")
+        return ticket
+
+
+def _pair_text(priority: int | None, impact: str | None) -> str | None:
+    label = workflow.priority_label(priority)
+    return f"{label} / {impact}" if label else None

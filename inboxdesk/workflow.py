@@ -1,0 +1,106 @@
+"""The rules of the desk as data: status transitions (MAIL-5, APL-4), priority/impact pairs
+(MAIL-6) and the letters a status change sends. Functions here only read these tables.
+"""
+
+from __future__ import annotations
+
+from inboxdesk import domain as d
+
+
+class Refused(Exception):
+    """An operation that is not allowed; the message is one Russian line for the person."""
+
+
+# Where a status may go by a staff member's hand. A change not listed here is refused.
+TRANSITIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    d.TICKET: {
+        d.TICKET_NEW: (d.TICKET_ASSIGNED, d.TICKET_IN_WORK, d.TICKET_FEEDBACK, d.TICKET_RESOLVED,
+                       d.TICKET_CLOSED),
+        d.TICKET_ASSIGNED: (d.TICKET_IN_WORK, d.TICKET_FEEDBACK, d.TICKET_RESOLVED, d.TICKET_CLOSED),
+        d.TICKET_IN_WORK: (d.TICKET_ASSIGNED, d.TICKET_FEEDBACK, d.TICKET_RESOLVED, d.TICKET_CLOSED),
+        d.TICKET_FEEDBACK: (d.TICKET_IN_WORK, d.TICKET_RESOLVED, d.TICKET_CLOSED),
+        d.TICKET_RESOLVED: (d.TICKET_IN_WORK, d.TICKET_CLOSED),
+        d.TICKET_CLOSED: (d.TICKET_IN_WORK,),
+    },
+    d.APPEAL: {
+        # Completing a new appeal records `На рассмотрении` on the way (APL-5).
+        d.APPEAL_NEW: (d.APPEAL_IN_REVIEW, d.APPEAL_DONE),
+        d.APPEAL_IN_REVIEW: (d.APPEAL_DONE,),
+        d.APPEAL_DONE: (),
+    },
+}
+
+# "Taken into work" per kind: where `take` moves a record.
+IN_WORK = {d.TICKET: d.TICKET_IN_WORK, d.APPEAL: d.APPEAL_IN_REVIEW}
+# Statuses that mean "someone owns it": entering one without an assignee assigns the actor.
+OWNED = frozenset({d.TICKET_ASSIGNED, d.TICKET_IN_WORK})
+# Handing a ticket to someone else puts it back to "assigned, not yet taken".
+ON_ASSIGN = {d.TICKET_NEW: d.TICKET_ASSIGNED, d.TICKET_IN_WORK: d.TICKET_ASSIGNED}
+# Escalation leaves the first-line owner behind; "assigned" without an owner is "new" again.
+ON_ESCALATE = {d.TICKET_ASSIGNED: d.TICKET_NEW}
+# A sender's mail to a ticket in these statuses changes it (MAIL-5).
+WAITING_FOR_SENDER = frozenset({d.TICKET_FEEDBACK})
+FINISHED = frozenset({d.TICKET_RESOLVED, d.TICKET_CLOSED})
+
+# Letters to the sender on a status change (templates/email/<name>.*); which of them are sent is
+# `[desk] notify_statuses`.
+SENDER_NOTICES = {
+    d.TICKET_IN_WORK: "status_in_work",
+    d.TICKET_FEEDBACK: "status_feedback",
+    d.TICKET_RESOLVED: "status_resolved",
+    d.TICKET_CLOSED: "status_closed",
+    d.APPEAL_IN_REVIEW: "appeal_in_review",
+}
+DEFAULT_NOTIFY = (d.TICKET_IN_WORK, d.TICKET_FEEDBACK, d.TICKET_RESOLVED)
+
+# MAIL-6 (regulation 4.9, 4.10).
+IMPACTS = ("Нововведение", "Текст/опечатка", "Настройка", "Малое", "Большое", "Критический",
+           "Блокирующий")
+PRIORITIES = {1: "Неотложный", 2: "Высокий", 3: "Обычный", 4: "Низкий"}
+PAIRS: dict[int, tuple[str, ...]] = {
+    1: ("Критический", "Блокирующий"),
+    2: ("Малое", "Большое"),
+    3: ("Настройка", "Малое"),
+    4: ("Текст/опечатка", "Нововведение", "Настройка"),
+}
+
+ROLES = ("operator", "engineer", "admin")
+# MAIL-10: the first line escalates; the second line (engineer) works what was escalated.
+MAY_ESCALATE = frozenset({"operator", "admin"})
+
+
+def allowed_statuses(kind: str, status: str) -> list[str]:
+    """Statuses a staff member may move a record of `kind` to from `status`."""
+    return list(TRANSITIONS[kind].get(status, ()))
+
+
+def check_transition(kind: str, status: str, new: str) -> None:
+    """Refuse a change the table does not list, naming what is allowed."""
+    known = d.TICKET_STATUSES if kind == d.TICKET else d.APPEAL_STATUSES
+    if new not in known:
+        raise Refused(f"Неизвестный статус «{new}»; статусы: {', '.join(known)}")
+    if new == status:
+        raise Refused(f"Статус уже «{status}»")
+    allowed = allowed_statuses(kind, status)
+    if new not in allowed:
+        where = ", ".join(f"«{s}»" for s in allowed) or "никуда (статус окончательный)"
+        raise Refused(f"Из статуса «{status}» нельзя перейти в «{new}»; можно: {where}")
+
+
+def priority_label(priority: int | None) -> str | None:
+    return f"{priority} {PRIORITIES[priority]}" if priority in PRIORITIES else None
+
+
+def allowed_impacts(priority: int) -> list[str]:
+    """Impacts that fit `priority` (MAIL-6); empty for an unknown priority."""
+    return list(PAIRS.get(priority, ()))
+
+
+def check_pair(priority: int, impact: str) -> None:
+    """Refuse a priority/impact pair outside the regulation's table, naming the allowed values."""
+    if priority not in PRIORITIES:
+        names = ", ".join(f"{n} ({name})" for n, name in PRIORITIES.items())
+        raise Refused(f"Приоритет {priority} не существует; допустимы: {names}")
+    if impact not in PAIRS[priority]:
+        raise Refused(f"Влияние «{impact}» не подходит к приоритету {priority} «{PRIORITIES[priority]}»; "
+                      f"допустимо: {', '.join(PAIRS[priority])}")

@@ -1,0 +1,414 @@
+"""Stories of the staff bot (issue 4): the real daemon with its bot polling a Bot API server in
+`tests/botapi.py`, mail from Dovecot, letters to aiosmtpd.
+
+Staff: ivanov (operator), petrova (admin), sidorov (engineer); a stranger has no entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inboxdesk.app import App
+from inboxdesk.daemon import Daemon
+from inboxdesk.settings import load_settings
+from tests.botapi import BotApiServer, ChatMessage, utf16_len
+from tests.story import cli_json, imap_box, letter, message_id_of, smtp_out, write_settings
+
+IMAP_ENV, TOKEN_ENV = "INBOXDESK_TEST_IMAP_PASSWORD", "INBOXDESK_TEST_BOT_TOKEN"
+APPEALS_ENV = "INBOXDESK_TEST_APPEALS_PASSWORD"
+STAFF_CHAT = -1001500
+DEPARTMENT = "org-appeal@mos.ru"
+IVANOV = {"id": 1001, "is_bot": False, "first_name": "Иван", "username": "ivanov"}
+PETROVA = {"id": 1002, "is_bot": False, "first_name": "Анна", "username": "petrova"}
+SIDOROV = {"id": 1003, "is_bot": False, "first_name": "Пётр", "username": "sidorov"}
+STRANGER = {"id": 6660, "is_bot": False, "first_name": "Мэллори", "username": "mallory"}
+STAFF = """
+[[staff]]
+name = "ivanov"
+role = "operator"
+telegram_id = 1001
+full_name = "Иванов Иван"
+
+[[staff]]
+name = "petrova"
+role = "admin"
+telegram_id = 1002
+
+[[staff]]
+name = "sidorov"
+role = "engineer"
+telegram_id = 1003
+"""
+
+
+@pytest.fixture
+def api() -> Any:
+    with BotApiServer() as server:
+        yield server
+
+
+@pytest.fixture
+def desk_config(tmp_path, dovecot, imap_account, smtp_server, api, monkeypatch):
+    """Settings for a support mailbox, an appeals mailbox, SMTP out and the bot; returns a factory
+    so a story can add `[telegram]` keys."""
+    appeals = dovecot.new_user("appeals")
+    monkeypatch.setenv(IMAP_ENV, imap_account.password)
+    monkeypatch.setenv(APPEALS_ENV, appeals.password)
+    monkeypatch.setenv(TOKEN_ENV, api.token)
+
+    def make(**telegram: Any) -> Path:
+        boxes = [imap_box(dovecot, imap_account, IMAP_ENV),
+                 imap_box(dovecot, appeals, APPEALS_ENV, name="appeals", kind="appeals",
+                          address="appeals@miac.test", allowed_domains=[])]
+        path = write_settings(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}", boxes, smtp_out(smtp_server))
+        tg = {"token_env": TOKEN_ENV, "base_url": api.base_url, "base_file_url": api.base_file_url,
+              "staff_chat_id": STAFF_CHAT, "request_timeout_seconds": 2, "poll_timeout_seconds": 2,
+              "retry_base_seconds": 0.2, **telegram}
+        lines = ["", "[telegram]"] + [f"{k} = {_toml(v)}" for k, v in tg.items()]
+        path.write_text(path.read_text(encoding="utf-8") + "\n".join(lines) + "\n" + STAFF, encoding="utf-8")
+        return path
+
+    make.help = imap_account  # type: ignore[attr-defined]
+    make.appeals = appeals  # type: ignore[attr-defined]
+    return make
+
+
+def _toml(value: Any) -> str:
+    return str(value) if isinstance(value, int | float) else f'"{value}"'
+
+
+async def until(condition: Callable[[], Any], timeout: float = 20.0, step: float = 0.05) -> Any:
+    """Wait for `condition()` to be truthy (run in a thread: it may touch the database)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await asyncio.to_thread(condition)
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(step)
+
+
+@contextlib.asynccontextmanager
+async def daemon_running(config: Path) -> AsyncIterator[Daemon]:
+    daemon = Daemon(App(load_settings(config)))
+    task = asyncio.ensure_future(daemon.run_forever())
+    try:
+        yield daemon
+    finally:
+        daemon.stop()
+        await asyncio.wait_for(task, 30)
+        daemon.app.close()
+
+
+def cards(api: BotApiServer, public_id: str | None = None) -> list[ChatMessage]:
+    """The bot's cards in the staff chat (for one record)."""
+    return [m for m in api.messages(STAFF_CHAT) if m.buttons and (public_id is None or public_id in m.text)]
+
+
+def one_card(api: BotApiServer) -> ChatMessage | None:
+    found = cards(api)
+    return found[0] if len(found) == 1 else None
+
+
+def public_id_of(card: ChatMessage) -> str:
+    import re
+
+    return re.search(r"(?:HD|OBR)-\d{4}-\d{6}", card.visible).group(0)  # type: ignore[union-attr]
+
+
+def bot_said(api: BotApiServer, chat_id: int, after: int = 0) -> list[str]:
+    return [m.visible for m in api.messages(chat_id) if m.message_id > after]
+
+
+# -- 1. a card, "take", a reply with a document ------------------------------------------------------
+
+def test_card_take_and_reply_with_a_document(desk_config, dovecot, smtp_server, api):
+    """An email becomes a card with buttons in the staff chat; "take" assigns it to the presser and
+    the card is edited in place; a Telegram reply to the card with a document leaves as an email
+    threaded to the request, with the document attached."""
+    config = desk_config()
+    request = letter(subject="Не печатается рецепт", body="Принтер в кабинете 12 не печатает рецепты.\n")
+    dovecot.append(desk_config.help.address, request)
+
+    async def story() -> None:
+        async with daemon_running(config) as daemon:
+            card = await until(lambda: one_card(api))
+            public_id = public_id_of(card)
+            shown = card.visible
+            assert "Не печатается рецепт" in shown and "i.petrova@sev.gov.ru" in shown
+            assert "Принтер в кабинете 12" in shown and "Новая" in shown
+            labels = " ".join(text for text, _ in card.buttons)
+            for label in ("Взять", "Ответить", "Статус", "Приоритет", "Эскалировать"):
+                assert label in labels
+
+            query = api.press(IVANOV, STAFF_CHAT, card.message_id, card.button("Взять"))
+            await until(lambda: "Исполнитель: ivanov" in card.visible and "Рассматривается" in card.visible)
+            assert len(cards(api)) == 1  # edited in place, not posted again
+            assert api.answers(query)
+            ticket = await asyncio.to_thread(cli_json, config, "tickets", "show", public_id)
+            assert ticket["assignee"] == "ivanov" and ticket["status"] == "Рассматривается"
+
+            # The CLI and the bot are one desk: a priority set in the CLI shows on the card.
+            await asyncio.to_thread(cli_json, config, "ticket", "priority", public_id, "2", "--impact",
+                                    "Большое", "--as", "petrova")
+            daemon.wake_delivery()
+            await until(lambda: "2 Высокий" in card.visible and "Большое" in card.visible)
+
+            acks = len(smtp_server.messages)
+            pdf = b"%PDF-1.4 instruction for the printer \x00\x01\x02"
+            api.send(IVANOV, STAFF_CHAT, "Установите драйвер по инструкции во вложении.",
+                     reply_to=card.message_id, document=("инструкция.pdf", "application/pdf", pdf))
+            started = time.monotonic()
+            answer = (await until(lambda: smtp_server.messages[acks:]))[0]
+            assert time.monotonic() - started < 5
+            assert answer.rcpt_tos == ["i.petrova@sev.gov.ru"]
+            assert f"[{public_id}]" in answer.message["Subject"]
+            assert message_id_of(request) in answer.message["References"]
+            assert "Установите драйвер" in answer.message.get_body(("plain",)).get_content()
+            [attached] = list(answer.message.iter_attachments())
+            assert attached.get_filename() == "инструкция.pdf"
+            assert attached.get_content() == pdf
+            assert any("Ответ отправлен" in t for t in bot_said(api, STAFF_CHAT))
+
+    asyncio.run(story())
+
+
+# -- 2. completing an appeal through the dialogue -------------------------------------------------------
+
+def _department_lines(raw_body: str) -> list[str]:
+    return [line for line in raw_body.splitlines() if line.strip()]
+
+
+def test_appeal_completed_from_the_chat(desk_config, dovecot, smtp_server, api):
+    """An appeal is taken and completed from its card: the bot asks for the answer, then the
+    department's completion email and the applicant's answer carry what APL-5 asks for; a second
+    appeal is completed with a paper answer's scan instead of text."""
+    config = desk_config()
+    citizen = "smirnov@mail.test"
+    for subject in ("Запись к эндокринологу", "Справка для бассейна"):
+        dovecot.append(desk_config.appeals.address, letter(
+            sender=citizen, name="Смирнов Олег Петрович", to="appeals@miac.test", subject=subject,
+            body="Прошу помочь.\n"))
+
+    async def complete(card: ChatMessage, **answer: Any) -> str:
+        public_id = public_id_of(card)
+        api.press(IVANOV, STAFF_CHAT, card.message_id, card.button("Взять"))
+        await until(lambda: "На рассмотрении" in card.visible)
+        before = len(api.messages(STAFF_CHAT))
+        api.press(IVANOV, STAFF_CHAT, card.message_id, card.button("Выполнить"))
+        prompt = (await until(lambda: [m for m in api.messages(STAFF_CHAT)[before:]
+                                       if "текст ответа" in m.visible]))[0]
+        assert public_id in prompt.visible
+        api.send(IVANOV, STAFF_CHAT, reply_to=prompt.message_id, **answer)
+        await until(lambda: "Выполнено" in card.visible)
+        return public_id
+
+    def letters_to(address: str, public_id: str, status: str) -> list[Any]:
+        return [m for m in smtp_server.messages
+                if m.rcpt_tos == [address] and public_id in m.message["Subject"]
+                and status in m.message.get_body(("plain",)).get_content()]
+
+    async def story() -> None:
+        async with daemon_running(config):
+            found = await until(lambda: len(cards(api)) == 2 and cards(api))
+            first, second = sorted(found, key=lambda c: c.message_id)
+            assert "Выполнить" in " ".join(t for t, _ in first.buttons)
+            assert "Приоритет" not in " ".join(t for t, _ in first.buttons)
+
+            public_id = await complete(first, text="Вы записаны на 3 декабря, 10:00, каб. 204.")
+            [done] = await until(lambda: letters_to(DEPARTMENT, public_id, "Статус обращения: Выполнено"))
+            assert _department_lines(done.message.get_body(("plain",)).get_content()) == [
+                "Наименование учреждения: ГБУЗС «МИАЦ»",
+                "Уникальный идентификатор учреждения: MIAC-92",
+                f"Уникальный идентификатор обращения: {public_id}",
+                "Статус обращения: Выполнено",
+                "Ответ на обращение: Вы записаны на 3 декабря, 10:00, каб. 204.",
+            ]
+            [answer] = await until(lambda: letters_to(citizen, public_id, "Вы записаны на 3 декабря"))
+            assert "Статус обращения: Выполнено" in answer.message.get_body(("plain",)).get_content()
+
+            scan = b"%PDF-1.4 paper answer scan"
+            public_id = await complete(second, document=("ответ.pdf", "application/pdf", scan))
+            [done] = await until(lambda: letters_to(DEPARTMENT, public_id, "Статус обращения: Выполнено"))
+            body = _department_lines(done.message.get_body(("plain",)).get_content())
+            assert body[:4] == ["Наименование учреждения: ГБУЗС «МИАЦ»",
+                                "Уникальный идентификатор учреждения: MIAC-92",
+                                f"Уникальный идентификатор обращения: {public_id}",
+                                "Статус обращения: Выполнено"]
+            assert "ответ.pdf" in body[4]
+            [copy] = list(done.message.iter_attachments())
+            assert copy.get_filename() == "ответ.pdf" and copy.get_content() == scan
+            [answer] = await until(lambda: letters_to(citizen, public_id, "Статус обращения: Выполнено"))
+            assert [a.get_content() for a in answer.message.iter_attachments()] == [scan]
+
+    asyncio.run(story())
+
+
+# -- 3. strangers and roles ----------------------------------------------------------------------------------
+
+def test_strangers_see_nothing_and_change_nothing(desk_config, dovecot, smtp_server, api, caplog):
+    """A stranger's /list, /show, button press and reply are refused without data, logged and
+    audited; a forged or stale button changes nothing; an operator cannot list staff (admin only),
+    an engineer cannot escalate, each told why in one line."""
+    config = desk_config()
+    dovecot.append(desk_config.help.address, letter(subject="Секретная тема пациента"))
+    caplog.set_level(logging.INFO)
+
+    async def story() -> None:
+        async with daemon_running(config):
+            card = await until(lambda: one_card(api))
+            public_id = public_id_of(card)
+            private = STRANGER["id"]
+            api.send(STRANGER, private, "/list")
+            api.send(STRANGER, private, f"/show {public_id}")
+            api.send(STRANGER, STAFF_CHAT, f"/show {public_id}")
+            query = api.press(STRANGER, STAFF_CHAT, card.message_id, card.button("Взять"))
+            api.send(STRANGER, STAFF_CHAT, "Вот вам ответ", reply_to=card.message_id)
+            await until(lambda: len(bot_said(api, private)) == 2 and api.answers(query))
+            refusals = bot_said(api, private) + [m.visible for m in api.messages(STAFF_CHAT)
+                                                  if m.reply_to and not m.buttons]
+            assert refusals and all("только для сотрудников" in t for t in refusals)
+            assert all(public_id not in t and "Секретная" not in t for t in refusals)
+            assert "только для сотрудников" in api.answers(query)[0].params["text"]
+
+            # Forged data (another ticket number under a copied signature) and a stale button.
+            escalate_before = card.button("Эскалировать")
+            action, _ticket, *rest = card.button("Взять").split(":")
+            forged = api.press(IVANOV, STAFF_CHAT, card.message_id, ":".join([action, "999", *rest]))
+            await until(lambda: api.answers(forged))
+            assert "недействительна" in api.answers(forged)[0].params["text"]
+            api.press(IVANOV, STAFF_CHAT, card.message_id, card.button("Взять"))
+            await until(lambda: "Исполнитель: ivanov" in card.visible)
+            stale = api.press(IVANOV, STAFF_CHAT, card.message_id, escalate_before)
+            await until(lambda: api.answers(stale))
+            assert "устарела" in api.answers(stale)[0].params["text"]
+
+            # Roles: the admin's /staff, the operator refused; the engineer may not escalate.
+            mark = max((m.message_id for m in api.messages(STAFF_CHAT)), default=0)
+            api.send(IVANOV, STAFF_CHAT, "/staff")
+            await until(lambda: bot_said(api, STAFF_CHAT, mark))
+            [refused] = bot_said(api, STAFF_CHAT, mark)
+            assert refused.startswith("⛔") and "администратор" in refused and "\n" not in refused
+            api.send(PETROVA, STAFF_CHAT, "/staff")
+            await until(lambda: any("sidorov" in t for t in bot_said(api, STAFF_CHAT, mark)))
+            no_escalation = api.press(SIDOROV, STAFF_CHAT, card.message_id, card.button("Эскалировать"))
+            await until(lambda: api.answers(no_escalation))
+            assert api.answers(no_escalation)[0].params["text"].startswith("⛔ Эскалирует первая линия")
+
+            ticket = await asyncio.to_thread(cli_json, config, "tickets", "show", public_id)
+            assert ticket["line"] == 1 and ticket["assignee"] == "ivanov"
+            assert not [e for e in ticket["events"] if e["actor"].startswith("telegram:")]
+            assert not [m for m in smtp_server.messages  # the stranger's "answer" never left
+                        if "Вот вам ответ" in m.message.get_body(("plain",)).get_content()]
+            assert await asyncio.to_thread(_refusals_audited, config) == 5
+
+    asyncio.run(story())
+    assert len([r for r in caplog.records if "refused user 6660" in r.getMessage()]) == 5
+
+
+def _refusals_audited(config: Path) -> int:
+    from sqlalchemy import func, select
+
+    from storage.models import AuditEvent
+
+    app = App(load_settings(config))
+    try:
+        with app.db.sessions() as s:
+            return s.scalar(select(func.count()).select_from(AuditEvent).where(
+                AuditEvent.action == "bot_refused", AuditEvent.actor == "telegram:6660")) or 0
+    finally:
+        app.close()
+
+
+# -- 4. escaping and long texts ---------------------------------------------------------------
+
+def test_markup_in_subjects_shows_literally_and_long_bodies_fit(desk_config, dovecot, api):
+    """A subject with `<b>` and `&` is shown as typed (Telegram would refuse broken HTML with 400);
+    a 20,000-character body is trimmed on the card and split in /show, every message accepted."""
+    config = desk_config()
+    subject = 'Ошибка <b>жирная</b> & "кавычки" <script>alert(1)</script>'
+    paragraph = "Строка длинного письма с подробностями ошибки в МИС, повторяется много раз. "
+    body = "\n".join(f"{i:04d} {paragraph}" for i in range(270))[:20000]
+    assert len(body) == 20000
+    dovecot.append(desk_config.help.address, letter(subject=subject, body=body))
+
+    async def story() -> None:
+        async with daemon_running(config):
+            card = await until(lambda: one_card(api))
+            assert subject in card.visible
+            assert "&lt;b&gt;жирная&lt;/b&gt; &amp;" in card.text
+            assert utf16_len(card.visible) <= 4096 and "0000 Строка" in card.visible
+            mark = card.message_id
+            api.send(IVANOV, STAFF_CHAT, f"/show {public_id_of(card)}")
+            await asyncio.sleep(3)
+            for m in api.messages(STAFF_CHAT): print("BOT", m.message_id, len(m.visible), m.visible[:200].replace("\n"," | "))
+            for c in api.calls[-8:]: print("CALL", c.method, str(c.params)[:200])
+            shown = await until(lambda: len(said := bot_said(api, STAFF_CHAT, mark)) >= 3 and said)
+            assert all(utf16_len(t) <= 4096 for t in shown)
+            assert subject in shown[0]
+        sends = api.calls_of("sendMessage")
+        assert len(sends) == len(api.messages(STAFF_CHAT))  # every call was accepted, none refused
+
+    asyncio.run(story())
+
+
+# -- 5. the Bot API failing -------------------------------------------------------------------
+
+def test_bot_api_errors_lose_nothing(desk_config, dovecot, smtp_server, api, caplog):
+    """429 with retry_after, 500s and a hanging request: cards wait in the outbox and arrive once
+    each; the long poll survives errors too, and mail keeps being turned into tickets meanwhile."""
+    config = desk_config()
+    caplog.set_level(logging.INFO)
+    api.fail("sendMessage", "429", retry_after=1)
+    api.fail("sendMessage", "500", times=2)
+    api.fail("sendMessage", "hang")
+    api.fail("getUpdates", "500", times=2)
+    dovecot.append(desk_config.help.address, letter(subject="Первая во время сбоя"))
+
+    async def story() -> None:
+        async with daemon_running(config):
+            await until(lambda: len(cli_json(config, "tickets", "list")) == 1)
+            dovecot.append(desk_config.help.address, letter(subject="Вторая во время сбоя"))
+            await until(lambda: len(cli_json(config, "tickets", "list")) == 2)  # mail goes on
+            await until(lambda: len(cards(api)) == 2, timeout=30)
+            await asyncio.sleep(0.5)
+            card = cards(api, "Вторая")[0]
+            api.press(IVANOV, STAFF_CHAT, card.message_id, card.button("Взять"))  # polling works
+            await until(lambda: "Исполнитель: ivanov" in card.visible)
+            await until(lambda: len(smtp_server.messages) == 3)
+        assert len(cards(api, "Первая")) == 1 and len(cards(api, "Вторая")) == 1
+        rows = [r for r in cli_json(config, "outbox", "list") if r["channel"] == "telegram"]
+        assert rows and all(r["status"] == "sent" for r in rows)
+        warnings = [r.getMessage() for r in caplog.records if r.getMessage().startswith("telegram:")]
+        assert any("flood control" in w for w in warnings)
+        assert any("Internal Server Error" in w for w in warnings)
+        assert any("polling" in w for w in warnings)
+
+    asyncio.run(story())
+
+
+def test_a_chat_that_does_not_exist_fails_the_row_not_the_daemon(desk_config, dovecot, smtp_server, api):
+    """A permanent refusal (400 chat not found) marks the card's row failed, with the reason; the
+    daemon goes on receiving mail and acknowledging it."""
+    api.unknown_chats = frozenset({STAFF_CHAT})
+    config = desk_config()
+    dovecot.append(desk_config.help.address, letter(subject="В никуда"))
+
+    async def story() -> None:
+        async with daemon_running(config):
+            row = await until(lambda: [r for r in cli_json(config, "outbox", "list")
+                                       if r["channel"] == "telegram" and r["status"] == "failed"])
+            assert "chat not found" in row[0]["last_error"].lower()
+            dovecot.append(desk_config.help.address, letter(subject="Вторая"))
+            await until(lambda: len(smtp_server.messages) == 2)
+
+    asyncio.run(story())
