@@ -149,6 +149,33 @@ def _attachment(rng: random.Random, number: int, index: int) -> tuple[str, bytes
     return filename, content, head.encode("ascii") + payload
 
 
+FORM_SHARE = 0.7  # requests that follow the form; the others get the desk's "please add" letter
+_ORGS = ("ГБУЗС «Городская больница №1 им. Н.И. Пирогова»", "ГБУЗС «Городская больница №5»",
+         "ГБУЗС «Севастопольская районная больница»", "ГБУЗС «Центр медицинской реабилитации»")
+_POSITIONS = ("медицинский регистратор", "врач-терапевт участковый", "медицинская сестра", "экономист")
+_LOGINS = ("ivanova_mp", "petrenko_ov", "sidorenko_op", "kuznetsova_av", "smirnov_da", "fedorova_eyu")
+_STEPS = ("Регистратура → Расписание стандартное → при записи пациента к врачу выходит ошибка",
+          "ОМС -> Счета -> Формирование реестров -> выбираю период, нажимаю «Сформировать»",
+          "Открываю ЭМК пациента, выбираю протокол, нажимаю «Подписать и отправить в РЭМД»")
+_ERRORS = ("«Сертификат ключа подписи не найден или недействителен»",
+           "«Шаблона посещения для данной услуги не существует»",
+           "Не удалось сформировать реестр: ORA-01400: cannot insert NULL")
+
+
+def _form(rng: random.Random, number: int, name: str) -> str:
+    applicant = (f"{name}, {rng.choice(_POSITIONS)}, {rng.choice(_ORGS)}, "
+                 f"8 (8692) {number % 90 + 10}-{number % 77 + 10}-{number % 50 + 10}")
+    surname, first, middle = name.split()
+    login = rng.choice(_LOGINS)
+    rows = [("Данные о заявителе", applicant),
+            ("ФИО пользователя, логин", f"{surname} {first[0]}.{middle[0]}., {login}"),
+            ("Данные пациента", f"Сидоров А.А., № карты {40000 + number}"),
+            ("Последовательность выполняемых действий", rng.choice(_STEPS)),
+            ("Описание ошибки", rng.choice(_ERRORS)), ("Скриншоты", "во вложении")]
+    separator = rng.choice((": ", "\t"))  # typed with colons, or a Word table pasted with tabs
+    return "\n".join(f"{label}{separator}{value}" for label, value in rows)
+
+
 def generate_message(rng: random.Random, number: int, senders: int) -> tuple[bytes, Expected]:
     """One support request as raw bytes (CRLF line ends, as IMAP delivers them)."""
     charset, cte = rng.choice(_CHARSETS), rng.choice(_CTES)
@@ -160,11 +187,24 @@ def generate_message(rng: random.Random, number: int, senders: int) -> tuple[byt
         subject = "RE: " + subject
     when = datetime(2026, 11, 2, 9, tzinfo=timezone(timedelta(hours=3))) + timedelta(minutes=number)
     phrase = f"Контрольная фраза {number}: {' '.join(rng.choices(_MARK_WORDS, k=3))}"
-    body = f"Добрый день!\n\n{phrase}.\n\n" + _paragraphs(rng, rng.randint(1_700, 7_900))
+    body = f"Добрый день!\n\n{phrase}.\n\n"
+    if rng.random() < FORM_SHARE:  # the Appendix-1 form of the regulation, filled in (MAIL-8)
+        form = _form(rng, number, name)
+        if charset == "koi8-r":  # KOI8-R has no «» or №: its users type " and N
+            form = form.replace("«", '"').replace("»", '"').replace("№", "N")
+        body += form + "\n\n"
+    body += _paragraphs(rng, rng.randint(1_000, 6_300))
     body += f"\n\nС уважением,\n{name}\nтел. +7 (8692) 55-{number % 90 + 10}-00"
     if reply:
         body += (f"\n\nОт: Служба поддержки <help@sev.gov.ru>\nОтправлено: {format_datetime(when)}\n"
                  f"Кому: {sender}\nТема: {subject[4:]}\n\n" + _paragraphs(rng, rng.randint(500, 3_000)))
+    for fitting in (charset, "windows-1251", "utf-8"):  # as a mail client picks one that fits
+        try:
+            body.encode(fitting)
+        except UnicodeEncodeError:
+            continue
+        charset = fitting
+        break
     message_id = f"<{number}.{rng.getrandbits(40):x}@sev.gov.ru>"
     headers = [
         f"Received: from mx{number % 7}.sev.gov.ru (mx.sev.gov.ru [10.0.0.{number % 250}]) by "
@@ -336,6 +376,8 @@ class Run:
     seconds: float
     deliver_seconds: float | None = None
     problems: list[str] = field(default_factory=list)
+    cpu_seconds: float | None = None  # this process only (parse workers not included)
+    load: str = ""  # load averages when the run ended: other work on the machine skews the figure
 
 
 def run_in_process(config: Path, expected: list[Expected], label: str, profile: str | None) -> Run:
@@ -350,9 +392,12 @@ def run_in_process(config: Path, expected: list[Expected], label: str, profile: 
 
             profiler = cProfile.Profile()
             profiler.enable()
+        cpu = time.process_time()
         started = time.perf_counter()
         stats = daemon.poll_mailbox(box)
         seconds = time.perf_counter() - started
+        cpu = time.process_time() - cpu
+        load = "/".join(f"{x:.1f}" for x in os.getloadavg())
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(profile)
@@ -363,7 +408,7 @@ def run_in_process(config: Path, expected: list[Expected], label: str, profile: 
 
         asyncio.run(daemon.deliver())
         deliver_seconds = time.perf_counter() - started
-        return Run(label, seconds, deliver_seconds, verify(app, expected, delivered=True))
+        return Run(label, seconds, deliver_seconds, verify(app, expected, delivered=True), cpu, load)
     finally:
         app.close()
 
@@ -417,7 +462,7 @@ def main() -> int:
     print(f"corpus: {len(raws)} messages, {size / len(raws) / 1024:.1f} KiB average, "
           f"{sum(bool(e.attachments) for e in expected)} with attachments, {size / 2**20:.1f} MiB "
           f"(generated in {time.perf_counter() - started:.1f} s)")
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}; load average {'/'.join(f'{x:.1f}' for x in os.getloadavg())}")
 
     work = Path(tempfile.mkdtemp(prefix="inboxdesk-bench-", dir="/tmp"))
     dbs = Databases(args.db, work, args.pg)
@@ -440,7 +485,8 @@ def main() -> int:
                 run = run_in_process(config, expected, label, args.profile if i == 0 else None)
                 runs.append(run)
                 rate = len(raws) / run.seconds
-                print(f"in process #{i + 1}: intake {run.seconds:.2f} s = {rate:.0f} msg/s; "
+                print(f"in process #{i + 1}: intake {run.seconds:.2f} s = {rate:.0f} msg/s "
+                      f"(daemon process CPU {run.cpu_seconds or 0:.1f} s, load {run.load}); "
                       f"outbox delivery (Maildir) {run.deliver_seconds or 0:.2f} s; "
                       f"check: {'OK' if not run.problems else 'FAILED'}")
             if not args.no_cli:

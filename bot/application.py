@@ -109,7 +109,7 @@ class StaffBot:
 
     async def run(self, stopping: threading.Event, wake: Callable[[], None]) -> None:
         """Start (retrying while the Bot API cannot be reached), poll until `stopping`, stop."""
-        self.services.wake = wake
+        self.services.wake = self.delivery.wake = wake
         delay = 1.0
         while not stopping.is_set():
             try:

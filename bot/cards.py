@@ -18,6 +18,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from bot.callbacks import CallbackSigner
 from inboxdesk import domain
 from inboxdesk.desk import size_text
+from inboxdesk.desk_base import as_utc
 from inboxdesk.settings import Settings
 from inboxdesk.workflow import PRIORITIES, priority_label
 from storage.models import Attachment, Ticket, TicketMessage
@@ -67,7 +68,7 @@ def display_zone(settings: Settings) -> ZoneInfo:
 
 
 def when(at: datetime | None, zone: ZoneInfo) -> str:
-    return at.astimezone(zone).strftime("%d.%m.%Y %H:%M") if at else ""
+    return as_utc(at).astimezone(zone).strftime("%d.%m.%Y %H:%M") if at else ""
 
 
 def files_line(files: Iterable[Attachment], limit: int = 20) -> str:
@@ -117,6 +118,8 @@ def summary_lines(ticket: Ticket, zone: ZoneInfo) -> list[str]:
     if ticket.kind == domain.TICKET:
         prio = priority_label(ticket.priority) or "не задан"
         lines.append(f"<b>Приоритет:</b> {esc(prio)} · <b>Влияние:</b> {esc(ticket.impact or 'не задано')}")
+    if ticket.kind == domain.APPEAL and ticket.answer_due_at and ticket.status != domain.APPEAL_DONE:
+        lines.append(f"<b>Срок ответа:</b> до {as_utc(ticket.answer_due_at).astimezone(zone):%d.%m.%Y}")
     owner = esc(ticket.assignee) if ticket.assignee else "не назначен"
     lines.append(f"<b>Исполнитель:</b> {owner}" + (" · 2-я линия" if ticket.line == 2 else ""))
     return lines
@@ -195,17 +198,18 @@ def ticket_list(title: str, tickets: Sequence[Ticket], limit: int = 50) -> list[
 
 def history(ticket: Ticket, zone: ZoneInfo, older: int = 800, newest: int = 12000,
             last: int = 15) -> list[str]:
-    """/show: the state, then the last messages (newest last; the newest one nearly whole, split
-    over several Telegram messages when long), packed into messages that fit."""
+    """/show: the state, then the last messages (newest last; the sender's latest mail nearly
+    whole, split over several Telegram messages when long), packed into messages that fit."""
     blocks = [f"<b>{esc(ticket.public_id)}</b>\n" + "\n".join(summary_lines(ticket, zone))]
     messages = list(ticket.messages)
     if len(messages) > last:
         blocks.append(f"… ещё {len(messages) - last} сообщ. раньше")
     marks = {"in": "⬅️ Письмо", "out": "➡️ Ответ", "note": "📝 Заметка"}
+    latest_in = next((m for m in reversed(messages) if m.direction == "in"), None)
     for m in messages[-last:]:
         who = esc(m.author or m.from_addr)
         head = f"<b>{marks.get(m.direction, esc(m.direction))}</b> {when(m.at, zone)} · {who}"
-        chunks = chunked(trim(m.body, newest if m is messages[-1] else older), 3000)
+        chunks = chunked(trim(m.body, newest if m is latest_in else older), 3000)
         for index, chunk in enumerate(chunks or [""]):
             block = head if index == 0 else f"{head} (продолжение {index + 1}/{len(chunks)})"
             blocks.append(block + (f"\n<blockquote>{esc(chunk)}</blockquote>" if chunk else ""))

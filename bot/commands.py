@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from sqlalchemy.orm import Session
 from telegram import BotCommand, InlineKeyboardMarkup, Update
 
@@ -12,9 +10,9 @@ from bot.answers import command_args, done_line, post_card, say, ticket_named
 from bot.cards import esc, history, priority_menu, status_menu, ticket_list
 from bot.context import BotServices, DeskContext
 from inboxdesk import domain
+from inboxdesk.timers import overdue_records
 from inboxdesk.workflow import Refused
-from inboxdesk.worktime import WorkCalendar
-from storage.models import Ticket, utcnow
+from storage.models import Ticket
 
 COMMANDS = (
     ("start", "Начало работы"),
@@ -72,20 +70,10 @@ async def cmd_mine(update: Update, context: DeskContext) -> None:
 
 
 def overdue_tickets(services: BotServices, session: Session) -> list[Ticket]:
-    """Tickets not taken within the acceptance time (MAIL-7) and appeals past their 59-FZ terms."""
-    now = utcnow()
-    worktime = services.settings.worktime
-    calendar = WorkCalendar.from_settings(worktime)
-    late = []
-    for t in services.desk.list_tickets(session, kind=domain.TICKET):
-        if t.status in (domain.TICKET_NEW, domain.TICKET_ASSIGNED) and calendar.add_working_time(
-                t.created_at, timedelta(hours=worktime.acceptance_hours)) < now:
-            late.append(t)
-    for t in services.desk.list_tickets(session, kind=domain.APPEAL):
-        due = t.registration_due_at if t.status == domain.APPEAL_NEW else t.answer_due_at
-        if t.status != domain.APPEAL_DONE and due is not None and due < now:
-            late.append(t)
-    return late
+    """Tickets not taken into work within the acceptance time (MAIL-7; the clock paused while
+    waiting for the sender) and appeals past their 59-FZ terms: the same list as
+    `inboxdesk tickets list --overdue`."""
+    return overdue_records(session, services.desk.clock())
 
 
 async def cmd_overdue(update: Update, context: DeskContext) -> None:

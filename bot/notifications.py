@@ -36,6 +36,7 @@ from telegram.warnings import PTBDeprecationWarning
 from bot.callbacks import CallbackSigner
 from bot.cards import Rendered, card, display_zone
 from inboxdesk.settings import Settings
+from inboxdesk.timers import ALERT
 from storage import outbox
 from storage.db import Database
 from storage.models import ChatCard, OutboxItem, Ticket, TicketMessage, utcnow
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "telegram"
 POST, EDIT = "card_post", "card_edit"
 POST_EVENTS = frozenset({"created", "sender_reply"})
+QUIET_EVENTS = frozenset({"note", "reply"})  # nothing a card shows changes: no edit (flood limits)
 LEASE = timedelta(minutes=2)
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
@@ -72,6 +74,8 @@ class CardQueue:
             shown = latest_message(session, ticket)
             self._add(session, ticket, POST, {"ticket_id": ticket.id, "chat_id": self.chat_id,
                                               "ticket_message_id": shown.id if shown else None})
+            return
+        if event in QUIET_EVENTS:
             return
         waiting = select(OutboxItem.id).where(
             OutboxItem.channel == CHANNEL, OutboxItem.purpose.in_((POST, EDIT)),
@@ -124,6 +128,7 @@ class TelegramDelivery:
         self.db, self.settings, self.bot, self.signer = db, settings, bot, signer
         self.cfg = settings.telegram
         self.outages = 0
+        self.wake: Callable[[], None] | None = None  # called when waiting rows become due again
 
     async def deliver_due(self, limit: int = 50) -> int:
         """Send what is due; returns how many rows were done."""
@@ -139,6 +144,8 @@ class TelegramDelivery:
                 log.warning("telegram: %s; %d card(s) wait, next try in %.0f s", exc, len(rows) - index,
                             delay)
                 await asyncio.to_thread(self._release, [r.id for r in rows[index:]], delay)
+                if self.wake is not None:  # honour retry_after to the second, not the next tick
+                    asyncio.get_running_loop().call_later(delay + 0.05, self.wake)
                 return done
             except (BadRequest, Forbidden, ChatMigrated) as exc:
                 await asyncio.to_thread(self._failed, row, f"Telegram: {exc}", True)
@@ -162,7 +169,8 @@ class TelegramDelivery:
             if target.card_id is None:
                 msg = await self.bot.send_message(target.chat_id, text, parse_mode=ParseMode.HTML,
                                                   reply_markup=markup, link_preview_options=NO_PREVIEW)
-                await asyncio.to_thread(self._posted, row, target, msg.message_id)
+                if row.purpose != ALERT:  # an alert is a plain message, not a card to keep editing
+                    await asyncio.to_thread(self._posted, row, target, msg.message_id)
                 return
             await self.bot.edit_message_text(text, chat_id=target.chat_id, message_id=target.message_id,
                                              parse_mode=ParseMode.HTML, reply_markup=markup,
@@ -196,6 +204,8 @@ class TelegramDelivery:
             return [Row(i.id, i.purpose, json.loads(i.payload)) for i in items]
 
     def _targets(self, row: Row) -> list[Target]:
+        if row.purpose == ALERT:  # a deadline warning or reminder notice (inboxdesk.timers), as written
+            return [Target(int(row.payload["chat_id"]), Rendered(str(row.payload["text"])))]
         with self.db.sessions() as s:
             ticket = s.get(Ticket, row.payload.get("ticket_id"))
             if ticket is None:

@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING
 
 from inboxdesk.desk import Desk
 from inboxdesk.settings import MailboxSettings, Settings
+from inboxdesk.timers import Timers
 from mailflow.delivery import EmailDelivery, MailTransport, make_transport
 from mailflow.intake import Intake
+from mailflow.parse_pool import default_workers
 from mailflow.sources import MailSource
 from mailflow.sources.imap import ImapSource
 from mailflow.sources.maildir import MaildirSource
@@ -41,7 +43,14 @@ class App:
 
     @cached_property
     def intake(self) -> Intake:
-        return Intake(self.db, self.settings, self.desk)
+        workers = self.settings.intake.workers
+        return Intake(self.db, self.settings, self.desk,
+                      workers=default_workers() if workers is None else workers)
+
+    @cached_property
+    def timers(self) -> Timers:
+        """Deadline warnings, reminders and automatic closing (issue 5)."""
+        return Timers(self.db, self.desk)
 
     @cached_property
     def email_delivery(self) -> EmailDelivery:
@@ -69,5 +78,7 @@ class App:
         return MaildirSource(self.settings.resolve(box.path), processed_folder=box.processed_folder)
 
     def close(self) -> None:
+        if "intake" in self.__dict__:
+            self.intake.close()
         if "db" in self.__dict__:
             self.db.dispose()

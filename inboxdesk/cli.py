@@ -17,6 +17,7 @@ from inboxdesk import cli_desk, views
 from inboxdesk.app import App
 from inboxdesk.daemon import Daemon
 from inboxdesk.settings import SettingsError, load_settings
+from inboxdesk.timers import missed_deadline, overdue_condition
 from inboxdesk.workflow import Refused
 from storage.models import InboundMessage, OutboxItem, Ticket
 
@@ -76,8 +77,17 @@ def cmd_tickets_list(app: App, args: argparse.Namespace) -> int:
             query = query.where(Ticket.kind == args.kind)
         if args.assignee:
             query = query.where(Ticket.assignee == args.assignee)
-        rows = [views.ticket_summary(t) for t in s.scalars(query)]
-    _print(rows, args.json, lambda r: _rows(r, ["id", "status", "requester_email", "subject"]))
+        columns = ["id", "status", "requester_email", "subject"]
+        if args.overdue:  # MAIL-7, APL-6: past a deadline now
+            now = app.desk.clock()
+            query = query.where(overdue_condition(now))
+            columns = ["id", "status", "overdue_since", "requester_email", "subject"]
+        rows = []
+        for t in s.scalars(query):
+            rows.append(views.ticket_summary(t))
+            if args.overdue:
+                rows[-1]["overdue_since"] = views.iso(missed_deadline(t, now))
+    _print(rows, args.json, lambda r: _rows(r, columns))
     return 0
 
 
@@ -165,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     tl.add_argument("--status")
     tl.add_argument("--kind", choices=["ticket", "appeal"])
     tl.add_argument("--assignee")
+    tl.add_argument("--overdue", action="store_true",
+                    help="only records past a deadline: not taken into work in time (MAIL-7), "
+                         "appeals past their 59-FZ terms (APL-6)")
     tl.add_argument("--json", action="store_true")
     tl.set_defaults(func=cmd_tickets_list)
     ts = tickets.add_parser("show")

@@ -39,6 +39,9 @@ class Daemon:
         self.scheduler: AsyncIOScheduler | None = None
         self.failing: dict[str, str] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
+        # Delivery jobs woken while already running: the run goes round once more instead of the
+        # wake-up being skipped (max_instances=1) until the next tick.
+        self.rewoken: set[str] = set()
 
     # -- single steps ----------------------------------------------------------------------------
 
@@ -66,9 +69,10 @@ class Daemon:
         """Send every due outbox letter; returns how many were accepted."""
         total = 0
         while not self.stopping.is_set():
+            self.rewoken.discard("deliver")
             sent = await self.app.email_delivery.deliver_due()
             total += sent
-            if sent == 0:
+            if sent == 0 and "deliver" not in self.rewoken:
                 break
         return total
 
@@ -82,10 +86,19 @@ class Daemon:
 
     # -- run modes -------------------------------------------------------------------------------
 
+    def run_timers(self) -> dict[str, int]:
+        """Deadline warnings, reminders and closings due now (issue 5); a failure is one log line."""
+        try:
+            return self.app.timers.run_due()
+        except Exception:  # the database may be away for a moment: the next tick tries again
+            log.exception("timers failed")
+            return {}
+
     async def run_once(self) -> None:
-        """Poll every mailbox once, deliver the outbox, return."""
+        """Poll every mailbox once, do the timed work that is due, deliver the outbox, return."""
         for box in self.app.settings.mailboxes:
             await asyncio.to_thread(self.poll_mailbox, box)
+        await asyncio.to_thread(self.run_timers)
         await self.deliver()
         if self.app.staff_bot is not None:
             await self.app.staff_bot.deliver_once()
@@ -105,6 +118,9 @@ class Daemon:
                                        id=f"poll:{box.name}", max_instances=1, coalesce=True)
         self.scheduler.add_job(self._job(self._deliver_job), "interval", seconds=DELIVERY_SECONDS,
                                next_run_time=now, id="deliver", max_instances=1, coalesce=True)
+        self.scheduler.add_job(self._job(self._timers_job), "interval",
+                               seconds=self.app.settings.desk.timer_seconds, next_run_time=now, id="timers",
+                               max_instances=1, coalesce=True)
         self._start_bot(now)
         self.scheduler.start()
         log.info("inboxdesk running: %d mailbox(es), outbound via %s", len(self.app.settings.mailboxes),
@@ -145,6 +161,10 @@ class Daemon:
     async def _deliver_job(self) -> None:
         await self.deliver()
 
+    async def _timers_job(self) -> None:
+        if await asyncio.to_thread(self.run_timers):
+            self.wake_delivery()
+
     def _start_bot(self, now: datetime) -> None:
         """The Telegram bot in this loop, and its outbox delivery, when a token is configured."""
         bot = self.app.staff_bot
@@ -160,7 +180,8 @@ class Daemon:
     async def _deliver_telegram_job(self) -> None:
         bot = self.app.staff_bot
         while bot is not None and bot.ready and not self.stopping.is_set():
-            if not await bot.delivery.deliver_due():
+            self.rewoken.discard("deliver-telegram")
+            if not await bot.delivery.deliver_due() and "deliver-telegram" not in self.rewoken:
                 break
 
     def wake_delivery(self) -> None:
@@ -169,6 +190,7 @@ class Daemon:
             for job_id in ("deliver", "deliver-telegram"):
                 job = self.scheduler.get_job(job_id)
                 if job is not None:
+                    self.rewoken.add(job_id)
                     job.modify(next_run_time=datetime.now().astimezone())
 
     def _idle_watch(self, box: MailboxSettings) -> None:

@@ -13,12 +13,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from inboxdesk import domain, workflow
+from inboxdesk.acceptance import acceptance_clock
 from inboxdesk.appeal_fields import extract, valid_email
 from inboxdesk.appeals import AppealActions
 from inboxdesk.desk_base import SYSTEM, as_utc
+from inboxdesk.form_check import FormCheck, check_request
 from inboxdesk.letters import OutgoingFile
 from inboxdesk.settings import MailboxSettings, SettingsError
 from inboxdesk.staff import StaffDirectory, StaffMember
@@ -26,7 +29,7 @@ from inboxdesk.templating import render_email
 from inboxdesk.workflow import Refused
 from mailflow.message import MailAttachment, ParsedMessage
 from storage.counters import next_value
-from storage.models import Attachment, InboundMessage, Ticket, TicketMessage
+from storage.models import Attachment, AuditEvent, InboundMessage, Ticket, TicketMessage
 
 __all__ = ["SYSTEM", "Desk", "Refused", "RefusedFile", "StaffDirectory", "StaffMember", "size_text"]
 
@@ -81,8 +84,10 @@ class Desk(AppealActions):
         self._add_inbound_message(session, ticket, msg, msg.new_text or msg.text, kept, refused, inbound)
         ticket.updated_at = now
         self.audit(session, ticket, msg.from_addr, "sender_reply", None, None, inbound_id=inbound.id)
-        if ticket.kind == domain.TICKET and (ticket.status in workflow.WAITING_FOR_SENDER
-                                             or ticket.status in workflow.FINISHED):
+        if self._waits_for_form(ticket) and self._form_still_missing(session, box, ticket, inbound, msg):
+            pass  # MAIL-8: still short of mandatory parts; the sender was told which
+        elif ticket.kind == domain.TICKET and (ticket.status in workflow.WAITING_FOR_SENDER
+                                               or ticket.status in workflow.FINISHED):
             # Back to whoever owns it; a ticket nobody took yet waits in `Новая` again.
             back = workflow.IN_WORK[ticket.kind] if ticket.assignee else domain.TICKET_NEW
             self.set_status(session, ticket, msg.from_addr, back, reason="ответ заявителя",
@@ -148,10 +153,109 @@ class Desk(AppealActions):
             self.start_appeal(s, box, ticket, fields, as_utc(received_at or now), files)
             if box.acknowledge:
                 self.acknowledge_appeal(s, box, ticket, msg)
-        elif box.acknowledge and msg.from_addr:
-            self._acknowledge(s, box, ticket, msg, refused)
+        else:
+            hours = self.settings.worktime.acceptance_hours
+            ticket.accept_started_at = now
+            ticket.accept_due_at = self.calendar.add_working_time(now, timedelta(hours=hours))
+            check = self._check_new_request(s, ticket, msg, kept, refused, channel, linked_to)
+            if check is not None and msg.from_addr:
+                # One letter, not two: the request is registered (its ID is in the subject) and
+                # this is what it lacks (regulation 3.2). Sent even with `acknowledge = false`:
+                # it is the regulation's request for data, not a courtesy.
+                self._ask_for_form(s, box, ticket, msg, check, refused, purpose="ack")
+            elif box.acknowledge and msg.from_addr:
+                self._acknowledge(s, box, ticket, msg, refused)
         self.on_change(s, ticket, "created")
         return ticket
+
+    # -- the request form (MAIL-8, regulation 3.1, 3.2, Appendix 1) -------------------------------
+
+    def _check_new_request(self, s: Session, ticket: Ticket, msg: ParsedMessage,
+                           kept: Sequence[MailAttachment], refused: Sequence[MailAttachment], channel: str,
+                           linked_to: Ticket | None) -> FormCheck | None:
+        """Check a new emailed request; an incomplete one waits in `Обратная связь` (audited, actor
+        system) and its check is returned, else None. Phone requests are taken down by staff,
+        who ask for what is missing themselves."""
+        if not self.settings.desk.form_check or channel != "email":
+            return None
+        texts, files = [msg.text], [(f.filename, f.content_type) for f in (*kept, *refused)]
+        if linked_to is not None and linked_to.requester_email == msg.from_addr:
+            # A late answer that opened a new ticket continues the old request: its parts count.
+            old_texts, old_files = self._sender_texts(s, linked_to)
+            texts, files = old_texts + texts, old_files + files
+        check = check_request(msg.subject, "\n\n".join(texts), files)
+        if check.complete and not check.attachments_only:
+            return None
+        ticket.missing_fields = check.missing_names
+        self.set_status(s, ticket, SYSTEM, domain.TICKET_FEEDBACK,
+                        reason="заявка не по форме (п. 3.2 Регламента)", missing=check.missing_names,
+                        attachments_only=check.attachments_only or None)
+        return check
+
+    def _waits_for_form(self, ticket: Ticket) -> bool:
+        """Is `ticket` in `Обратная связь` because its request lacks mandatory parts?"""
+        return (self.settings.desk.form_check and ticket.kind == domain.TICKET
+                and ticket.status in workflow.WAITING_FOR_SENDER and bool(ticket.missing_fields))
+
+    def _form_still_missing(self, s: Session, box: MailboxSettings, ticket: Ticket, inbound: InboundMessage,
+                            msg: ParsedMessage) -> bool:
+        """Check the request and every answer together; True (and the sender told what is still
+        missing) while mandatory parts are missing, else False (the caller resumes the work)."""
+        texts, files = self._sender_texts(s, ticket)
+        check = check_request(ticket.subject, "\n\n".join(texts), files)
+        before = list(ticket.missing_fields or ())
+        if check.complete and not check.attachments_only:
+            self.audit(s, ticket, msg.from_addr, "form_completed", ", ".join(before), None,
+                       inbound_id=inbound.id)
+            return False
+        if check.missing_names != before:
+            self.audit(s, ticket, msg.from_addr, "form_incomplete", ", ".join(before),
+                       ", ".join(check.missing_names), inbound_id=inbound.id)
+        ticket.missing_fields = check.missing_names
+        self._ask_for_form(s, box, ticket, msg, check, (), purpose="form_incomplete", again=True)
+        return True
+
+    def _sender_texts(self, s: Session, ticket: Ticket) -> tuple[list[str], list[tuple[str, str]]]:
+        """Bodies and (file name, type) of every message the sender wrote to `ticket`."""
+        mine = (TicketMessage.ticket_id == ticket.id, TicketMessage.direction == "in")
+        bodies = list(s.scalars(select(TicketMessage.body).where(*mine).order_by(TicketMessage.id)))
+        files = s.execute(select(Attachment.filename, Attachment.content_type).join(
+            TicketMessage, TicketMessage.id == Attachment.ticket_message_id).where(*mine)
+            .order_by(Attachment.id)).all()
+        return bodies, [(name, ctype) for name, ctype in files]
+
+    def _ask_for_form(self, s: Session, box: MailboxSettings, ticket: Ticket, msg: ParsedMessage,
+                      check: FormCheck, refused: Sequence[MailAttachment], purpose: str,
+                      again: bool = False) -> None:
+        subject, body = render_email(
+            "form_incomplete", ticket=ticket, name=msg.from_name, subject=ticket.subject or "(без темы)",
+            missing=check.missing_names, attachments_only=check.attachments_only, again=again,
+            refused=_refused(refused), limit_mb=box.max_attachment_bytes // (1024 * 1024))
+        self.queue_auto_letter(s, box, ticket, purpose, msg, subject, body)
+
+    # -- the acceptance clock (MAIL-7) ------------------------------------------------------------
+
+    def set_status(self, session: Session, ticket: Ticket, actor: str, new: str, **detail: object) -> None:
+        """Every status change; for a support ticket it also moves the acceptance clock."""
+        old = ticket.status
+        super().set_status(session, ticket, actor, new, **detail)
+        if ticket.kind == domain.TICKET:
+            if old in workflow.WAITING_FOR_SENDER and new != old:
+                ticket.missing_fields = []  # the wait for the form ends with the wait
+            self.refresh_acceptance(session, ticket)
+
+    def refresh_acceptance(self, session: Session, ticket: Ticket) -> None:
+        """Recompute `accept_started_at`, `accepted_at` and `accept_due_at` from the status
+        history (see `inboxdesk.acceptance`); the due time is None while the clock is paused."""
+        history = session.execute(select(AuditEvent.at, AuditEvent.to_value).where(
+            AuditEvent.ticket_id == ticket.id, AuditEvent.action.in_(("created", "status")),
+        ).order_by(AuditEvent.id)).all()
+        clock = acceptance_clock((as_utc(at), status) for at, status in history if status)
+        if clock is None:
+            return
+        ticket.accept_started_at, ticket.accepted_at = clock.started_at, clock.accepted_at
+        ticket.accept_due_at = None if clock.paused else self.calendar.deadline_with_pauses(
+            clock.started_at, self.settings.worktime.acceptance_hours, clock.pauses)
 
     def _add_inbound_message(self, session: Session, ticket: Ticket, msg: ParsedMessage, body: str,
                              kept: Sequence[MailAttachment], refused: Sequence[MailAttachment],

@@ -6,10 +6,10 @@ letter and threading by In-Reply-To works before the letter has even left.
 
 from __future__ import annotations
 
+import base64
 import binascii
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -55,11 +55,11 @@ def _one_line(value: str) -> str:
 
 
 class _EncodedSubject(str):
-    """A non-ASCII subject encoded by `email.header.Header` and emitted as is.
+    """A non-ASCII subject encoded by `_phrase` and emitted as is.
 
     Python 3.11's own folding (policy.SMTP) can split a long Cyrillic subject at a space into two
     encoded-words and drop that space (RFC 2047 ignores whitespace between encoded-words), so
-    "принята в работу" arrived as "принята вработу". `Header` keeps spaces inside the words.
+    "принята в работу" arrived as "принята вработу". `_phrase` keeps spaces inside the words.
     """
 
     name = "Subject"
@@ -97,21 +97,44 @@ def _fold(name: str, value: str) -> str:
     return "\r\n".join(lines)
 
 
-def _phrase(text: str, name: str) -> str:
+def _phrase(text: str, name: str, plain_prefix: bool = True) -> str:
     """A display name or subject: as is when ASCII, else RFC 2047 words that keep every space.
 
     Leading ASCII words stay plain, so the record's tag `[HD-2026-000123]` is readable in the raw
-    header (mail filters and people reading raw mail look for it).
+    header (mail filters and people reading raw mail look for it). The rest is cut into base64
+    words at character boundaries, every space inside a word (RFC 2047 ignores the whitespace
+    between words); lines are folded before 78 characters. Written out rather than left to
+    `email.header.Header`, which costs ~0.5 ms a subject.
     """
     if text.isascii():
         return text
     words = text.split(" ")
-    plain = next((i for i, w in enumerate(words) if not w.isascii()), len(words))
-    header = Header(header_name=name)
-    if plain:
-        header.append(" ".join(words[:plain]), "us-ascii")
-    header.append(" ".join(words[plain:]), "utf-8")
-    return header.encode(linesep="\r\n")
+    plain = next((i for i, w in enumerate(words) if not w.isascii()), len(words)) if plain_prefix else 0
+    pieces = words[:plain] + _encoded_words(" ".join(words[plain:]))
+    out, used = pieces[0], len(name) + 2 + len(pieces[0])
+    for piece in pieces[1:]:
+        if used + 1 + len(piece) > _MAX_LINE:
+            out += "\r\n " + piece
+            used = 1 + len(piece)
+        else:
+            out += " " + piece
+            used += 1 + len(piece)
+    return out
+
+
+_WORD_BYTES = 45  # 60 base64 characters: a 72-character encoded-word (RFC 2047 allows 75)
+
+
+def _encoded_words(text: str) -> list[str]:
+    data = text.encode("utf-8")
+    words, start = [], 0
+    while start < len(data):
+        end = min(start + _WORD_BYTES, len(data))
+        while end < len(data) and data[end] & 0xC0 == 0x80:  # never split a character
+            end -= 1
+        words.append(f"=?utf-8?b?{base64.b64encode(data[start:end]).decode('ascii')}?=")
+        start = end
+    return words
 
 
 @lru_cache(maxsize=64)
@@ -122,7 +145,7 @@ def _sender(name: str, address: str) -> str:
         return address
     if name.isascii():
         return formataddr((name, address))  # quotes names with specials
-    return f"{_phrase(name, 'From')} <{address}>"
+    return f"{_phrase(name, 'From', plain_prefix=False)} <{address}>"  # plain words could hold specials
 
 
 def _compose_text(mail: OutgoingEmail, message_id: str) -> bytes | None:

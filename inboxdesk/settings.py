@@ -113,6 +113,12 @@ class DeskSettings:
     appeal_registration_days: int = 3  # APL-6, 59-FZ art. 8
     appeal_answer_days: int = 30  # APL-6, 59-FZ art. 12
     appeal_extension_max_days: int = 30  # one extension of at most this many days
+    # Issue 5 (MAIL-8, reminders, closing, timers).
+    form_check: bool = True  # a new request missing Appendix-1 parts waits in `Обратная связь`
+    feedback_reminder_days: tuple[int, ...] = (2, 5)  # working days in `Обратная связь` -> reminder
+    auto_close_days: int = 5  # working days in `Решена` without an answer -> `Закрыта`; 0 = never
+    appeal_warn_days: tuple[int, ...] = (1, 3)  # calendar days before an APL-6 deadline -> warning
+    timer_seconds: float = 60.0  # how often the daemon looks for due deadlines and reminders
 
 
 @dataclass(frozen=True)
@@ -139,6 +145,13 @@ class WorktimeSettings:
 
 
 @dataclass(frozen=True)
+class IntakeSettings:
+    """How intake uses the machine (DESIGN §6)."""
+
+    workers: int | None = None  # processes that parse mail; None = auto (one per core, at most 2)
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str
     mailboxes: tuple[MailboxSettings, ...]
@@ -150,6 +163,7 @@ class Settings:
     department: DepartmentSettings = field(default_factory=DepartmentSettings)
     staff: tuple[StaffMember, ...] = ()
     worktime: WorktimeSettings = field(default_factory=WorktimeSettings)
+    intake: IntakeSettings = field(default_factory=IntakeSettings)
 
     def mailbox(self, name: str) -> MailboxSettings:
         for box in self.mailboxes:
@@ -299,8 +313,6 @@ def _telegram(data: Any) -> TelegramSettings:
     for key in ("base_url", "base_file_url"):
         if not getattr(tg, key).startswith(("http://", "https://")):
             raise SettingsError(f"telegram.{key}: must start with http:// or https://")
-    if tg.token_env and not tg.staff_chat_id:
-        raise SettingsError("telegram.staff_chat_id: required when token_env is set")
     if tg.poll_timeout_seconds < 0 or tg.request_timeout_seconds <= 0:
         raise SettingsError("telegram: timeouts must be positive")
     if tg.max_attempts < 1:
@@ -316,17 +328,35 @@ def _desk(data: Any) -> DeskSettings:
         appeal_registration_days=t.get("appeal_registration_days", int, 3),
         appeal_answer_days=t.get("appeal_answer_days", int, 30),
         appeal_extension_max_days=t.get("appeal_extension_max_days", int, 30),
+        form_check=t.get("form_check", bool, True),
+        feedback_reminder_days=_days(t, "feedback_reminder_days", (2, 5)),
+        auto_close_days=t.get("auto_close_days", int, 5),
+        appeal_warn_days=_days(t, "appeal_warn_days", (1, 3)),
+        timer_seconds=t.get("timer_seconds", float, 60.0),
     )
     t.reject_unknown()
+    if desk.timer_seconds <= 0:
+        raise SettingsError("desk.timer_seconds: must be positive")
     for status in desk.notify_statuses:
         if status not in SENDER_NOTICES:
             raise SettingsError(f"desk.notify_statuses: no letter for status {status!r}; "
                                 f"possible: {', '.join(SENDER_NOTICES)}")
     for key in ("reopen_days", "appeal_registration_days", "appeal_answer_days",
-                "appeal_extension_max_days"):
+                "appeal_extension_max_days", "auto_close_days"):
         if getattr(desk, key) < 0:
             raise SettingsError(f"desk.{key}: must not be negative")
     return desk
+
+
+def _days(t: _Table, key: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    """A list of distinct positive whole days, e.g. `[2, 5]`; kept in ascending order."""
+    t.used.add(key)
+    raw = t.data.get(key, list(default))
+    if not isinstance(raw, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in raw):
+        raise SettingsError(f"{t.where}.{key}: expected a list of whole numbers of days, got {raw!r}")
+    if any(v < 1 for v in raw):
+        raise SettingsError(f"{t.where}.{key}: days must be 1 or more, got {raw!r}")
+    return tuple(sorted(set(raw)))
 
 
 def _department(data: Any) -> DepartmentSettings:
@@ -422,6 +452,20 @@ def _worktime(data: Any) -> WorktimeSettings:
                             warn_before=tuple(warn), appeal_deadline_roll=roll)
 
 
+def _intake(data: Any) -> IntakeSettings:
+    t = _Table(data, "intake")
+    raw = t.data.get("workers", "auto")
+    t.used.add("workers")
+    if raw == "auto":
+        workers = None
+    elif isinstance(raw, int) and not isinstance(raw, bool) and 0 <= raw <= 64:
+        workers = raw
+    else:
+        raise SettingsError(f'intake.workers: expected "auto" or an integer 0..64, got {raw!r}')
+    t.reject_unknown()
+    return IntakeSettings(workers=workers)
+
+
 def parse_settings(data: dict[str, Any], base_dir: Path) -> Settings:
     """Settings from an already-parsed TOML document."""
     root = _Table(data, "")
@@ -446,10 +490,11 @@ def parse_settings(data: dict[str, Any], base_dir: Path) -> Settings:
     department = _department(root.get("department", dict, {}))
     staff = _staff(root.get("staff", list, []))
     worktime = _worktime(root.get("worktime", dict, {}))
+    intake = _intake(root.get("intake", dict, {}))
     root.reject_unknown()
     return Settings(database_url=url, mailboxes=mailboxes, outbound=outbound,
                     institution=institution, base_dir=base_dir, telegram=telegram, desk=desk,
-                    department=department, staff=staff, worktime=worktime)
+                    department=department, staff=staff, worktime=worktime, intake=intake)
 
 
 def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:

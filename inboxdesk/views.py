@@ -20,7 +20,8 @@ def ticket_summary(t: Ticket) -> dict[str, Any]:
             "requester_email": t.requester_email, "requester_name": t.requester_name,
             "created_at": iso(t.created_at), "assignee": t.assignee, "priority": t.priority,
             "impact": t.impact, "line": t.line, "channel": t.channel,
-            "missing_fields": list(t.missing_fields or ()), "status_changed_at": iso(t.status_changed_at)}
+            "missing_fields": list(t.missing_fields or ()), "status_changed_at": iso(t.status_changed_at),
+            "accept_due_at": iso(t.accept_due_at), "accepted_at": iso(t.accepted_at)}
 
 
 def ticket_detail(session: Session, t: Ticket) -> dict[str, Any]:
@@ -67,7 +68,12 @@ def public_ids(session: Session) -> dict[int, str]:
 
 
 def deadlines(t: Ticket) -> dict[str, Any] | None:
-    """APL-6 deadlines of an appeal (None for a support ticket)."""
+    """APL-6 deadlines of an appeal; the MAIL-7 acceptance clock of a support ticket."""
+    if t.kind == "ticket":
+        started, due, accepted = t.accept_started_at, t.accept_due_at, t.accepted_at
+        return {"accept_started_at": iso(started), "accept_due_at": iso(due), "accepted_at": iso(accepted),
+                "paused": started is not None and accepted is None and due is None,
+                "accepted_late": bool(accepted and due and accepted > due)}
     if t.kind != "appeal":
         return None
     return {"registered_at": iso(t.registered_at), "registration_due_at": iso(t.registration_due_at),
@@ -83,7 +89,9 @@ def detail_lines(v: dict[str, Any]) -> list[str]:
     if v["missing_fields"]:
         lines.append(f"не заполнено: {', '.join(v['missing_fields'])}")
     d = v.get("deadlines")
-    if d:
+    if d and "accept_due_at" in d:
+        lines.append(_acceptance_line(d))
+    elif d:
         lines.append(f"зарегистрировано: {d['registered_at']} (срок регистрации {d['registration_due_at']})")
         extended = (f", продлён на {d['extension_days']} дн.: {d['extension_reason']}"
                     if d["extension_days"] else "")
@@ -91,3 +99,12 @@ def detail_lines(v: dict[str, Any]) -> list[str]:
     for name, value in (v.get("fields") or {}).items():
         lines.append(f"{name}: {value}")
     return lines
+
+
+def _acceptance_line(d: dict[str, Any]) -> str:
+    if d["paused"]:
+        return "срок принятия в работу: приостановлен, ждём ответа заявителя («Обратная связь»)"
+    if d["accepted_at"]:
+        late = " — с опозданием" if d["accepted_late"] else ""
+        return f"принята в работу: {d['accepted_at']} (срок {d['accept_due_at']}{late})"
+    return f"срок принятия в работу: {d['accept_due_at'] or '—'}"

@@ -8,25 +8,37 @@ begins, so a crash at any line resumes where it stopped:
 A message fetched twice is recognised by its source position, and one seen again under a new
 UIDVALIDITY by its Message-ID (or content hash), so no crash and no mailbox reset makes a ticket
 twice.
+
+Speed (DESIGN §6) comes without changing any of that: a batch is parsed ahead in worker
+processes (`mailflow.parse_pool`), which also work out the desk's MAIL-8 form check of each
+message (`mailflow.ahead`), while this process works the database; duplicates are looked up
+for a group of messages in one query; a message's own row is written with the records it causes
+instead of in UPDATEs of its own.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from inboxdesk.desk import SYSTEM, Desk, size_text
 from inboxdesk.failpoints import failpoint
+from inboxdesk.form_check import AHEAD as FORMS_AHEAD
+from inboxdesk.form_check import ahead_key
 from inboxdesk.settings import MailboxSettings, Settings
+from mailflow import ahead
+from mailflow.ahead import form_files
 from mailflow.chain import Decision, decide
 from mailflow.message import ParsedMessage
+from mailflow.parse_pool import ParsePool
 from mailflow.parsing import parse_message
-from mailflow.routing import find_duplicate, route
+from mailflow.routing import find_duplicate, known_dedup_keys, route
 from mailflow.rules.base import RuleContext
 from mailflow.rules.size_limit import size_split
 from mailflow.sources import FetchedMail, MailSource
@@ -39,6 +51,8 @@ log = logging.getLogger(__name__)
 RECORDED, PROCESSED, ACKED = "recorded", "processed", "acked"
 # Raw bytes loaded for one processing batch: big attachments must not pile up in memory.
 BATCH_BYTES = 32 * 1024 * 1024
+# Messages whose duplicates are looked up together; the parse workers keep about twice this ahead.
+GROUP = 32
 
 
 @dataclass
@@ -60,10 +74,18 @@ class Intake:
 
     def __init__(self, db: Database, settings: Settings, desk: Desk,
                  parse: Callable[[bytes], ParsedMessage] = parse_message,
-                 parse_many: Callable[[list[bytes]], list[ParsedMessage]] | None = None) -> None:
+                 parse_many: Callable[[list[bytes]], Iterable[ParsedMessage]] | None = None,
+                 workers: int = 0) -> None:
+        """`workers`: processes that parse batches (0: parse here); a custom `parse` runs here."""
         self.db, self.settings, self.desk = db, settings, desk
-        self.parse_many = parse_many or (lambda raws: [parse(r) for r in raws])
+        self.pool = ParsePool(workers if parse is parse_message else 0, ahead=2 * GROUP)
+        self.parse_many = parse_many or (self.pool.parse if parse is parse_message
+                                         else lambda raws: (parse(r) for r in raws))
         self.own_addresses = frozenset(b.address for b in settings.mailboxes)
+
+    def close(self) -> None:
+        """Stop the parse workers (they are started again if intake runs after this)."""
+        self.pool.close()
 
     # -- the whole cycle ------------------------------------------------------------------------
 
@@ -133,7 +155,7 @@ class Intake:
                 s.add(InboundMessage(
                     mailbox=box.name, source_ref=m.source_ref or None, uidvalidity=m.uidvalidity,
                     uid=m.uid, dedup_key=f"sha256:{digest}", sha256=digest, size=len(m.raw),
-                    raw=m.raw, state=RECORDED))
+                    raw=m.raw, state=RECORDED, received_at=self.desk.clock()))  # the desk's clock: deadlines
                 added += 1
             uids = [m.uid for m in batch if m.uid is not None]
             if uidvalidity is not None and uids:
@@ -151,13 +173,41 @@ class Intake:
             with self.db.transaction() as s:
                 rows = list(s.scalars(select(InboundMessage).where(InboundMessage.id.in_(ids))
                                       .order_by(InboundMessage.id)))
-                parsed = self.parse_many([r.raw for r in rows])
-                for row, msg in zip(rows, parsed, strict=True):
-                    disposition = self._process_one(s, box, row, msg)
-                    if stats is not None:
-                        stats.count(disposition)
+                parsed = self._parse(box, [r.raw for r in rows])  # lazily, parsed ahead
+                seen: set[str] = set()  # dedup keys this transaction has already turned into records
+                checked: list[tuple] = []  # form checks worked out ahead, offered to the desk
+                try:
+                    for start in range(0, len(rows), GROUP):
+                        group = rows[start:start + GROUP]
+                        pairs = list(islice(parsed, len(group)))
+                        if len(pairs) != len(group):
+                            raise RuntimeError("parser returned fewer messages than it was given")
+                        msgs = [msg for msg, _ in pairs]
+                        for msg, check in pairs:
+                            if check is not None:
+                                key = ahead_key(msg.subject, msg.text, form_files(msg))
+                                FORMS_AHEAD[key] = check
+                                checked.append(key)
+                        keys = [_dedup_key(row, msg) for row, msg in zip(group, msgs, strict=True)]
+                        known = known_dedup_keys(s, box, keys)
+                        for row, msg, key in zip(group, msgs, keys, strict=True):
+                            disposition = self._process_one(s, box, row, msg, key in known or key in seen)
+                            if disposition != "error":
+                                seen.add(key)
+                            if stats is not None:
+                                stats.count(disposition)
+                finally:
+                    for key in checked:  # those of filtered mail, follow-ups, duplicates
+                        FORMS_AHEAD.pop(key, None)
                 done += len(rows)
         return done
+
+    def _parse(self, box: MailboxSettings, raws: list[bytes]) -> Iterator[tuple[ParsedMessage, object]]:
+        """(message, its MAIL-8 form check when a worker worked it out, else None), in order."""
+        if (self.parse_many == self.pool.parse and self.pool.workers and box.kind == "tickets"
+                and self.settings.desk.form_check):
+            return self.pool.parse_with(raws, ahead.form_check)
+        return ((msg, None) for msg in self.parse_many(raws))
 
     def _pending_batches(self, box: MailboxSettings) -> Iterator[list[int]]:
         with self.db.sessions() as s:
@@ -176,24 +226,36 @@ class Intake:
             yield batch
 
     def _process_one(self, s: Session, box: MailboxSettings, row: InboundMessage,
-                     msg: ParsedMessage) -> str:
-        """Decide and act on one message inside a savepoint; any failure is an `error` row."""
+                     msg: ParsedMessage, maybe_duplicate: bool = True) -> str:
+        """Decide and act on one message inside a savepoint; any failure is an `error` row.
+
+        The row's own fields are set before the desk is called, so they are written with the
+        desk's first flush instead of in UPDATEs of their own.
+        """
+        try:
+            with s.begin_nested():
+                self._describe(row, msg)
+                self._act(s, box, row, msg, maybe_duplicate)
+        except Exception as exc:  # one bad message must never stop the mailbox
+            log.exception("mailbox %s: inbound #%s failed", box.name, row.id)
+            self._describe(row, msg)  # the rollback undid them with the rest
+            row.disposition, row.reasons = "error", [f"{type(exc).__name__}: {exc}"[:500]]
+            row.ticket_id = None
+        return row.disposition or "error"
+
+    @staticmethod
+    def _describe(row: InboundMessage, msg: ParsedMessage) -> None:
         row.message_id = msg.message_id
         row.from_addr = msg.from_addr[:320]
         row.subject = msg.subject
-        row.dedup_key = (msg.message_id or f"sha256:{row.sha256}")[:998]
-        try:
-            with s.begin_nested():
-                self._act(s, box, row, msg)
-        except Exception as exc:  # one bad message must never stop the mailbox
-            log.exception("mailbox %s: inbound #%s failed", box.name, row.id)
-            row.disposition, row.reasons = "error", [f"{type(exc).__name__}: {exc}"[:500]]
-            row.ticket_id = None
+        row.dedup_key = _dedup_key(row, msg)
         row.state = ACKED if not row.source_ref else PROCESSED
-        return row.disposition or "error"
 
-    def _act(self, s: Session, box: MailboxSettings, row: InboundMessage, msg: ParsedMessage) -> None:
-        original = find_duplicate(s, box, row)
+    def _act(self, s: Session, box: MailboxSettings, row: InboundMessage, msg: ParsedMessage,
+             maybe_duplicate: bool = True) -> None:
+        # `maybe_duplicate` is False when one query for the whole group found no earlier row
+        # with this key (and no message of this transaction had it): nothing to look up.
+        original = find_duplicate(s, box, row) if maybe_duplicate else None
         if original is not None:
             row.disposition, row.ticket_id = "duplicate", original.ticket_id
             row.reasons = [f"уже получено как входящее #{original.id} (совпадает "
@@ -206,16 +268,18 @@ class Intake:
             return
         kept, refused = size_split(msg.attachments, box.max_attachment_bytes)
         target = route(s, box, msg)
-        if target.ticket is None:
-            ticket = self.desk.open_from_mail(s, box, row, msg, kept, refused, linked_to=target.linked_to)
-            row.disposition = "ticket"
-        else:
-            # A late reply to a finished ticket opens a new, linked one (MAIL-5).
-            ticket = self.desk.add_sender_mail(s, box, target.ticket, row, msg, kept, refused)
-            row.disposition = "followup" if ticket is target.ticket else "ticket"
-        row.ticket_id = ticket.id
         row.reasons = [target.reason] + [f"вложение сверх лимита {size_text(box.max_attachment_bytes)} "
                                          f"не сохранено: {f.filename}" for f in refused]
+        if target.ticket is None:
+            row.disposition = "ticket"
+            ticket = self.desk.open_from_mail(s, box, row, msg, kept, refused, linked_to=target.linked_to)
+        else:
+            row.disposition = "followup"
+            # A late reply to a finished ticket opens a new, linked one (MAIL-5).
+            ticket = self.desk.add_sender_mail(s, box, target.ticket, row, msg, kept, refused)
+            if ticket is not target.ticket:
+                row.disposition = "ticket"
+        row.ticket_id = ticket.id
 
     def _filter(self, s: Session, row: InboundMessage, msg: ParsedMessage, decision: Decision) -> None:
         row.disposition, row.reasons = decision.disposition, decision.reasons
@@ -256,3 +320,8 @@ class Intake:
             s.execute(update(InboundMessage).where(InboundMessage.id.in_([i for i, _ in rows]))
                       .values(state=ACKED))
         return len(rows)
+
+
+def _dedup_key(row: InboundMessage, msg: ParsedMessage) -> str:
+    """What recognises the same mail again: its Message-ID, or its content hash without one."""
+    return (msg.message_id or f"sha256:{row.sha256}")[:998]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
-from sqlalchemy import exists, select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm import Session
 
 from inboxdesk import domain
@@ -35,6 +36,24 @@ def find_duplicate(session: Session, box: MailboxSettings, inbound: InboundMessa
             InboundMessage.disposition != "error",
         ).order_by(InboundMessage.id).limit(1)
     )
+
+
+def known_dedup_keys(session: Session, box: MailboxSettings, keys: Collection[str]) -> set[str]:
+    """Which of `keys` an earlier processed message of this mailbox already carries (one query).
+
+    Rows being processed have no disposition yet, so they never count; a key found here still
+    goes through `find_duplicate` for the original's record.
+    """
+    if not keys:
+        return set()
+    params = {"mailbox": box.name, "keys": sorted(set(keys))}
+    return set(session.connection().execute(_KNOWN_KEYS, params).scalars())
+
+
+_KNOWN_KEYS = select(InboundMessage.dedup_key).distinct().where(
+    InboundMessage.mailbox == bindparam("mailbox"),
+    InboundMessage.dedup_key.in_(bindparam("keys", expanding=True)),
+    InboundMessage.disposition.is_not(None), InboundMessage.disposition != "error")
 
 
 def route(session: Session, box: MailboxSettings, msg: ParsedMessage) -> Route:

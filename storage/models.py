@@ -125,6 +125,13 @@ class Ticket(Base):
     answer_due_at: Mapped[datetime | None] = mapped_column()
     extension_days: Mapped[int | None] = mapped_column(Integer)
     extension_reason: Mapped[str | None] = mapped_column(Text)
+    # MAIL-7 (issue 5): the acceptance clock. It starts at arrival (or when the sender reopens a
+    # finished ticket nobody owns), stops for good when the ticket is taken into work
+    # (`accepted_at`), and is paused while the ticket waits in `Обратная связь`, when
+    # `accept_due_at` is None. Recomputed from the status history on every status change.
+    accept_started_at: Mapped[datetime | None] = mapped_column()
+    accept_due_at: Mapped[datetime | None] = mapped_column()
+    accepted_at: Mapped[datetime | None] = mapped_column()
 
     messages: Mapped[list[TicketMessage]] = relationship(
         back_populates="ticket", order_by="TicketMessage.id", foreign_keys="TicketMessage.ticket_id"
@@ -217,6 +224,27 @@ class OutboxItem(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column()
     auto: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class DeadlineAlert(Base):
+    """A timed action done once (issue 5): a staff-chat warning or overdue alert, a reminder to the
+    sender, an automatic closing. The unique key is the lock: a second daemon (or a restart)
+    inserting the same (ticket, kind, point) fails and does nothing. `point` names the moment
+    and the period it belongs to, e.g. ``2h@20261116T0900Z`` (two hours before the acceptance
+    deadline of the clock started then); a point passed over because a later one was due at
+    the same time is recorded with `sent` false."""
+
+    __tablename__ = "deadline_alerts"
+    __table_args__ = (UniqueConstraint("ticket_id", "kind", "point", name="uq_deadline_alerts_point"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    kind: Mapped[str] = mapped_column(String(40))  # accept | appeal_registration | appeal_answer | ...
+    point: Mapped[str] = mapped_column(String(80))
+    due_at: Mapped[datetime | None] = mapped_column()  # the deadline it was about
+    sent: Mapped[bool] = mapped_column(Boolean, default=True)
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox_items.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Counter(Base):

@@ -10,7 +10,7 @@ import os
 import socket
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from storage.models import OutboxItem, utcnow
@@ -18,13 +18,21 @@ from storage.models import OutboxItem, utcnow
 PENDING, SENT, FAILED, BOUNCED = "pending", "sent", "failed", "bounced"
 
 
+_AUTO_MAIL_COUNT = select(func.count()).select_from(OutboxItem).where(
+    OutboxItem.to_addr == bindparam("to_addr"), OutboxItem.auto.is_(True),
+    OutboxItem.created_at >= bindparam("since"))
+
+
 def auto_mail_count(session: Session, to_addr: str, since: datetime) -> int:
-    """How many automatic letters went (or wait to go) to `to_addr` since `since` (OUT-1 cap)."""
-    return session.scalar(
-        select(func.count()).select_from(OutboxItem).where(
-            OutboxItem.to_addr == to_addr.lower(), OutboxItem.auto.is_(True),
-            OutboxItem.created_at >= since)
-    ) or 0
+    """How many automatic letters went (or wait to go) to `to_addr` since `since` (OUT-1 cap).
+
+    Runs for every acknowledgement, so it is a prepared Core query; it flushes first only when
+    outbox rows wait in the session (an autoflush would write everything pending, every time).
+    """
+    if any(isinstance(obj, OutboxItem) for obj in (*session.new, *session.dirty)):
+        session.flush()
+    return session.connection().execute(
+        _AUTO_MAIL_COUNT, {"to_addr": to_addr.lower(), "since": since}).scalar() or 0
 
 
 def worker_id() -> str:

@@ -1,132 +1,52 @@
-"""Stories of the staff bot (issue 4): the real daemon with its bot polling a Bot API server in
-`tests/botapi.py`, mail from Dovecot, letters to aiosmtpd.
-
-Staff: ivanov (operator), petrova (admin), sidorov (engineer); a stranger has no entry.
+"""Stories of the staff bot (issue 4, points 1-5): the real daemon with its bot polling a Bot API
+server in `tests/botapi.py`, mail from Dovecot, letters to aiosmtpd (see `tests/bot_world.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from inboxdesk.app import App
-from inboxdesk.daemon import Daemon
 from inboxdesk.settings import load_settings
-from tests.botapi import BotApiServer, ChatMessage, utf16_len
-from tests.story import cli_json, imap_box, letter, message_id_of, smtp_out, write_settings
+from tests.bot_world import (
+    DEPARTMENT,
+    IVANOV,
+    PETROVA,
+    SIDOROV,
+    STAFF_CHAT,
+    STRANGER,
+    bot_said,
+    bot_settings,
+    cards,
+    daemon_running,
+    one_card,
+    public_id_of,
+    until,
+)
+from tests.botapi import BotApiServer, ChatMessage
+from tests.botapi_text import utf16_len
+from tests.story import cli_json, letter, message_id_of
 
-IMAP_ENV, TOKEN_ENV = "INBOXDESK_TEST_IMAP_PASSWORD", "INBOXDESK_TEST_BOT_TOKEN"
-APPEALS_ENV = "INBOXDESK_TEST_APPEALS_PASSWORD"
-STAFF_CHAT = -1001500
-DEPARTMENT = "org-appeal@mos.ru"
-IVANOV = {"id": 1001, "is_bot": False, "first_name": "Иван", "username": "ivanov"}
-PETROVA = {"id": 1002, "is_bot": False, "first_name": "Анна", "username": "petrova"}
-SIDOROV = {"id": 1003, "is_bot": False, "first_name": "Пётр", "username": "sidorov"}
-STRANGER = {"id": 6660, "is_bot": False, "first_name": "Мэллори", "username": "mallory"}
-STAFF = """
-[[staff]]
-name = "ivanov"
-role = "operator"
-telegram_id = 1001
-full_name = "Иванов Иван"
-
-[[staff]]
-name = "petrova"
-role = "admin"
-telegram_id = 1002
-
-[[staff]]
-name = "sidorov"
-role = "engineer"
-telegram_id = 1003
-"""
+# PTB itself touches the deprecated int form of RetryAfter.retry_after when it builds the error.
+pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 
 
 @pytest.fixture
-def api() -> Any:
+def api() -> Iterator[BotApiServer]:
     with BotApiServer() as server:
         yield server
 
 
 @pytest.fixture
 def desk_config(tmp_path, dovecot, imap_account, smtp_server, api, monkeypatch):
-    """Settings for a support mailbox, an appeals mailbox, SMTP out and the bot; returns a factory
-    so a story can add `[telegram]` keys."""
-    appeals = dovecot.new_user("appeals")
-    monkeypatch.setenv(IMAP_ENV, imap_account.password)
-    monkeypatch.setenv(APPEALS_ENV, appeals.password)
-    monkeypatch.setenv(TOKEN_ENV, api.token)
-
-    def make(**telegram: Any) -> Path:
-        boxes = [imap_box(dovecot, imap_account, IMAP_ENV),
-                 imap_box(dovecot, appeals, APPEALS_ENV, name="appeals", kind="appeals",
-                          address="appeals@miac.test", allowed_domains=[])]
-        path = write_settings(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}", boxes, smtp_out(smtp_server))
-        tg = {"token_env": TOKEN_ENV, "base_url": api.base_url, "base_file_url": api.base_file_url,
-              "staff_chat_id": STAFF_CHAT, "request_timeout_seconds": 2, "poll_timeout_seconds": 2,
-              "retry_base_seconds": 0.2, **telegram}
-        lines = ["", "[telegram]"] + [f"{k} = {_toml(v)}" for k, v in tg.items()]
-        path.write_text(path.read_text(encoding="utf-8") + "\n".join(lines) + "\n" + STAFF, encoding="utf-8")
-        return path
-
-    make.help = imap_account  # type: ignore[attr-defined]
-    make.appeals = appeals  # type: ignore[attr-defined]
-    return make
-
-
-def _toml(value: Any) -> str:
-    return str(value) if isinstance(value, int | float) else f'"{value}"'
-
-
-async def until(condition: Callable[[], Any], timeout: float = 20.0, step: float = 0.05) -> Any:
-    """Wait for `condition()` to be truthy (run in a thread: it may touch the database)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await asyncio.to_thread(condition)
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(step)
-
-
-@contextlib.asynccontextmanager
-async def daemon_running(config: Path) -> AsyncIterator[Daemon]:
-    daemon = Daemon(App(load_settings(config)))
-    task = asyncio.ensure_future(daemon.run_forever())
-    try:
-        yield daemon
-    finally:
-        daemon.stop()
-        await asyncio.wait_for(task, 30)
-        daemon.app.close()
-
-
-def cards(api: BotApiServer, public_id: str | None = None) -> list[ChatMessage]:
-    """The bot's cards in the staff chat (for one record)."""
-    return [m for m in api.messages(STAFF_CHAT) if m.buttons and (public_id is None or public_id in m.text)]
-
-
-def one_card(api: BotApiServer) -> ChatMessage | None:
-    found = cards(api)
-    return found[0] if len(found) == 1 else None
-
-
-def public_id_of(card: ChatMessage) -> str:
-    import re
-
-    return re.search(r"(?:HD|OBR)-\d{4}-\d{6}", card.visible).group(0)  # type: ignore[union-attr]
-
-
-def bot_said(api: BotApiServer, chat_id: int, after: int = 0) -> list[str]:
-    return [m.visible for m in api.messages(chat_id) if m.message_id > after]
+    return bot_settings(tmp_path, dovecot, imap_account, smtp_server, api, monkeypatch)
 
 
 # -- 1. a card, "take", a reply with a document ------------------------------------------------------
@@ -136,7 +56,9 @@ def test_card_take_and_reply_with_a_document(desk_config, dovecot, smtp_server, 
     the card is edited in place; a Telegram reply to the card with a document leaves as an email
     threaded to the request, with the document attached."""
     config = desk_config()
-    request = letter(subject="Не печатается рецепт", body="Принтер в кабинете 12 не печатает рецепты.\n")
+    screenshot = b"\x89PNG\r\n\x1a\n screenshot of the print dialog"
+    request = letter(subject="Не печатается рецепт", body="Принтер в кабинете 12 не печатает рецепты.\n",
+                     files=[("экран.png", "image/png", screenshot)])
     dovecot.append(desk_config.help.address, request)
 
     async def story() -> None:
@@ -147,8 +69,13 @@ def test_card_take_and_reply_with_a_document(desk_config, dovecot, smtp_server, 
             assert "Не печатается рецепт" in shown and "i.petrova@sev.gov.ru" in shown
             assert "Принтер в кабинете 12" in shown and "Новая" in shown
             labels = " ".join(text for text, _ in card.buttons)
-            for label in ("Взять", "Ответить", "Статус", "Приоритет", "Эскалировать"):
+            for label in ("Взять", "Ответить", "Статус", "Приоритет", "Эскалировать", "Файлы (1)"):
                 assert label in labels
+            assert "экран.png" in shown
+
+            api.press(IVANOV, STAFF_CHAT, card.message_id, card.button("Файлы"))  # fetched from the card
+            [sent] = await until(lambda: [m for m in api.messages(STAFF_CHAT) if m.document])
+            assert sent.document == ("экран.png", screenshot) and sent.reply_to == card.message_id
 
             query = api.press(IVANOV, STAFF_CHAT, card.message_id, card.button("Взять"))
             await until(lambda: "Исполнитель: ivanov" in card.visible and "Рассматривается" in card.visible)
@@ -163,12 +90,12 @@ def test_card_take_and_reply_with_a_document(desk_config, dovecot, smtp_server, 
             daemon.wake_delivery()
             await until(lambda: "2 Высокий" in card.visible and "Большое" in card.visible)
 
-            acks = len(smtp_server.messages)
             pdf = b"%PDF-1.4 instruction for the printer \x00\x01\x02"
             api.send(IVANOV, STAFF_CHAT, "Установите драйвер по инструкции во вложении.",
                      reply_to=card.message_id, document=("инструкция.pdf", "application/pdf", pdf))
             started = time.monotonic()
-            answer = (await until(lambda: smtp_server.messages[acks:]))[0]
+            [answer] = await until(lambda: [m for m in smtp_server.messages if "Установите драйвер"
+                                            in m.message.get_body(("plain",)).get_content()])
             assert time.monotonic() - started < 5
             assert answer.rcpt_tos == ["i.petrova@sev.gov.ru"]
             assert f"[{public_id}]" in answer.message["Subject"]
@@ -349,9 +276,6 @@ def test_markup_in_subjects_shows_literally_and_long_bodies_fit(desk_config, dov
             assert utf16_len(card.visible) <= 4096 and "0000 Строка" in card.visible
             mark = card.message_id
             api.send(IVANOV, STAFF_CHAT, f"/show {public_id_of(card)}")
-            await asyncio.sleep(3)
-            for m in api.messages(STAFF_CHAT): print("BOT", m.message_id, len(m.visible), m.visible[:200].replace("\n"," | "))
-            for c in api.calls[-8:]: print("CALL", c.method, str(c.params)[:200])
             shown = await until(lambda: len(said := bot_said(api, STAFF_CHAT, mark)) >= 3 and said)
             assert all(utf16_len(t) <= 4096 for t in shown)
             assert subject in shown[0]

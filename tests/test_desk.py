@@ -284,7 +284,7 @@ def test_status_letters_follow_notify_statuses(world, smtp_server):
     """The sender's status letters are configurable: with `notify_statuses = []` taking a ticket
     sends nothing, yet an answer written by staff is always sent."""
     world.configure('\n[desk]\nnotify_statuses = []\n')
-    world.send_help(letter(subject="Вопрос"))
+    world.send_help(letter(subject="Вопрос по расписанию"))
     world.run_once()
     [ticket] = world.tickets()
     world.ok("ticket", "take", ticket["id"], "--as", "ivanova")
@@ -292,8 +292,8 @@ def test_status_letters_follow_notify_statuses(world, smtp_server):
     world.ok("ticket", "status", ticket["id"], "Решена", "--as", "ivanova", "--answer", "Готово.")
     world.run_once()
     subjects = [m.message["Subject"] for m in smtp_server.messages]
-    assert subjects == [f"[{ticket['id']}] Заявка зарегистрирована: Вопрос",
-                        f"[{ticket['id']}] Заявка решена: Вопрос"]
+    assert subjects == [f"[{ticket['id']}] Заявка зарегистрирована: Вопрос по расписанию",
+                        f"[{ticket['id']}] Заявка решена: Вопрос по расписанию"]
 
 
 def test_staff_directory_from_settings_and_the_cli(world, app):

@@ -24,6 +24,10 @@ CASES = [
     OutgoingEmail(from_addr="help@miac.test", from_name="", to=("a@x.test",), subject="", body="x"),
     OutgoingEmail(from_addr="help@miac.test", from_name="Служба\r\nBcc: evil@x.test", to=("a@x.test",),
                   subject="Тема\r\nBcc: evil@x.test", body="тело", in_reply_to="<a\r\nb@x>"),
+    OutgoingEmail(from_addr="help@miac.test", from_name="ACME, Inc. <x@y> Служба", to=("a@x.test",),
+                  subject="Re: Fwd: a long plain ASCII prefix that goes on and on and on [HD-2026-000001] "
+                          "Переполнение😀буфера" + "ЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖ😀" * 4 + " конец  ",
+                  body="😀\n"),
 ]
 
 

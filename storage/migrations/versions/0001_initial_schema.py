@@ -64,6 +64,9 @@ def upgrade() -> None:
     sa.Column('answer_due_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('extension_days', sa.Integer(), nullable=True),
     sa.Column('extension_reason', sa.Text(), nullable=True),
+    sa.Column('accept_started_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('accept_due_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('accepted_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['linked_ticket_id'], ['tickets.id'], name=op.f('fk_tickets_linked_ticket_id_tickets')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_tickets')),
     sa.UniqueConstraint('public_id', name=op.f('uq_tickets_public_id'))
@@ -191,6 +194,20 @@ def upgrade() -> None:
     with op.batch_alter_table('chat_cards', schema=None) as batch_op:
         batch_op.create_index('ix_chat_cards_ticket', ['ticket_id', 'chat_id'], unique=False)
 
+    op.create_table('deadline_alerts',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('ticket_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=40), nullable=False),
+    sa.Column('point', sa.String(length=80), nullable=False),
+    sa.Column('due_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('sent', sa.Boolean(), nullable=False),
+    sa.Column('outbox_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['outbox_id'], ['outbox_items.id'], name=op.f('fk_deadline_alerts_outbox_id_outbox_items')),
+    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_deadline_alerts_ticket_id_tickets')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_deadline_alerts')),
+    sa.UniqueConstraint('ticket_id', 'kind', 'point', name='uq_deadline_alerts_point')
+    )
     # ### end Alembic commands ###
 
 
@@ -199,6 +216,7 @@ def downgrade() -> None:
     with op.batch_alter_table('chat_cards', schema=None) as batch_op:
         batch_op.drop_index('ix_chat_cards_ticket')
 
+    op.drop_table('deadline_alerts')
     op.drop_table('chat_cards')
     op.drop_table('attachments')
     with op.batch_alter_table('ticket_messages', schema=None) as batch_op:
