@@ -3,8 +3,9 @@
 "1 ЛТП должна принять заявку в работу в течение 8-ми рабочих часов с момента поступления".
 Regulation 4.8 names the statuses: `Назначена` is "distributed to a specialist", `Рассматривается`
 is "принята в работу". So a ticket is *accepted* when it first reaches `Рассматривается` — or is
-finished outright (`Решена`/`Закрыта` straight from `Новая`: it was dealt with, nothing is late).
-Assigning alone is not acceptance.
+finished outright (`Решена`/`Закрыта` straight from `Новая`: it was dealt with, nothing is late),
+or escalated to the second line (first line has dealt with it; 4.6 leaves the second line's
+terms to the contracts). Assigning alone is not acceptance.
 
 The clock starts at arrival and is paused while the ticket waits in `Обратная связь` before it
 was accepted (a request missing its form, or a question asked before taking it). Once accepted
@@ -28,6 +29,7 @@ from inboxdesk import domain as d
 ACCEPTED = frozenset({d.TICKET_IN_WORK, d.TICKET_RESOLVED, d.TICKET_CLOSED})
 WAITING_FOR_ACCEPTANCE = frozenset({d.TICKET_NEW, d.TICKET_ASSIGNED})
 _FINISHED = frozenset({d.TICKET_RESOLVED, d.TICKET_CLOSED})
+ESCALATED = "escalated"  # a history entry that is not a status: the ticket went to the second line
 
 Pause = tuple[datetime, datetime | None]
 
@@ -44,8 +46,8 @@ class AcceptanceClock:
 
 
 def acceptance_clock(history: Iterable[tuple[datetime, str]]) -> AcceptanceClock | None:
-    """The clock after `history`: (when, the status entered) in order, the first being creation.
-    None for an empty history."""
+    """The clock after `history`: (when, the status entered — or `ESCALATED`) in order, the first
+    being creation. None for an empty history."""
     started: datetime | None = None
     accepted: datetime | None = None
     pauses: list[Pause] = []
@@ -57,6 +59,11 @@ def acceptance_clock(history: Iterable[tuple[datetime, str]]) -> AcceptanceClock
                 accepted = at
             elif new == d.TICKET_FEEDBACK:
                 pauses.append((at, None))
+            continue
+        if new == ESCALATED:
+            if accepted is None:
+                accepted = at
+                _close(pauses, at)
             continue
         if accepted is not None:
             if status in _FINISHED and new in WAITING_FOR_ACCEPTANCE:

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from inboxdesk import domain, workflow
-from inboxdesk.acceptance import acceptance_clock
+from inboxdesk.acceptance import ESCALATED, acceptance_clock
 from inboxdesk.appeal_fields import extract, valid_email
 from inboxdesk.appeals import AppealActions
 from inboxdesk.desk_base import SYSTEM, as_utc
@@ -244,13 +244,20 @@ class Desk(AppealActions):
                 ticket.missing_fields = []  # the wait for the form ends with the wait
             self.refresh_acceptance(session, ticket)
 
+    def escalate(self, s: Session, ticket: Ticket, actor: StaffMember, comment: str | None = None) -> Ticket:
+        """MAIL-10; escalating is first line's answer to the request, so it stops the acceptance clock."""
+        super().escalate(s, ticket, actor, comment)
+        self.refresh_acceptance(s, ticket)
+        return ticket
+
     def refresh_acceptance(self, session: Session, ticket: Ticket) -> None:
         """Recompute `accept_started_at`, `accepted_at` and `accept_due_at` from the status
         history (see `inboxdesk.acceptance`); the due time is None while the clock is paused."""
-        history = session.execute(select(AuditEvent.at, AuditEvent.to_value).where(
-            AuditEvent.ticket_id == ticket.id, AuditEvent.action.in_(("created", "status")),
+        history = session.execute(select(AuditEvent.at, AuditEvent.action, AuditEvent.to_value).where(
+            AuditEvent.ticket_id == ticket.id, AuditEvent.action.in_(("created", "status", "escalated")),
         ).order_by(AuditEvent.id)).all()
-        clock = acceptance_clock((as_utc(at), status) for at, status in history if status)
+        clock = acceptance_clock((as_utc(at), ESCALATED if action == "escalated" else status)
+                                 for at, action, status in history if status)
         if clock is None:
             return
         ticket.accept_started_at, ticket.accepted_at = clock.started_at, clock.accepted_at

@@ -56,15 +56,24 @@ _KNOWN_KEYS = select(InboundMessage.dedup_key).distinct().where(
     InboundMessage.disposition.is_not(None), InboundMessage.disposition != "error")
 
 
+_THREAD_TICKET = (
+    select(Ticket.id).join(TicketMessage, TicketMessage.ticket_id == Ticket.id)
+    .where(TicketMessage.message_id.in_(bindparam("ids", expanding=True)),
+           Ticket.mailbox == bindparam("mailbox"))
+    .order_by(TicketMessage.id.desc()).limit(1))
+
+
 def route(session: Session, box: MailboxSettings, msg: ParsedMessage) -> Route:
     """Thread by Message-ID references first (they prove the sender saw our mail), then by tag."""
     kind = domain.KIND_BY_MAILBOX[box.kind]
     if msg.thread_ids:
-        ticket = session.scalar(
-            select(Ticket).join(TicketMessage, TicketMessage.ticket_id == Ticket.id).where(
-                TicketMessage.message_id.in_(msg.thread_ids), Ticket.mailbox == box.name,
-            ).order_by(TicketMessage.id.desc()).limit(1)
-        )
+        # Most references point at mail we never saw (other systems, the sender's own chain): a
+        # prepared Core query answers that cheaply; the ticket is loaded only when one is found.
+        if any(isinstance(obj, TicketMessage | Ticket) for obj in session.new):
+            session.flush()  # what an autoflush would have written first
+        ticket_id = session.connection().execute(
+            _THREAD_TICKET, {"ids": list(msg.thread_ids), "mailbox": box.name}).scalar()
+        ticket = session.get(Ticket, ticket_id) if ticket_id is not None else None
         if ticket is not None:
             return Route(ticket, "In-Reply-To/References указывают на письмо этой записи")
     for public in domain.tags_in(msg.subject):

@@ -64,11 +64,12 @@ def bot_settings(tmp_path: Path, dovecot: DovecotServer, imap_account: ImapAccou
     monkeypatch.setenv(APPEALS_ENV, appeals.password)
     monkeypatch.setenv(TOKEN_ENV, api.token)
 
-    def make(**telegram: Any) -> Path:
+    def make(database_url: str | None = None, **telegram: Any) -> Path:
         boxes = [imap_box(dovecot, imap_account, IMAP_ENV),
                  imap_box(dovecot, appeals, APPEALS_ENV, name="appeals", kind="appeals",
                           address="appeals@miac.test", allowed_domains=[])]
-        path = write_settings(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}", boxes, smtp_out(smtp_server))
+        url = database_url or f"sqlite:///{tmp_path / 'db.sqlite3'}"
+        path = write_settings(tmp_path, url, boxes, smtp_out(smtp_server))
         tg = {"token_env": TOKEN_ENV, "base_url": api.base_url, "base_file_url": api.base_file_url,
               "staff_chat_id": STAFF_CHAT, "request_timeout_seconds": 2, "poll_timeout_seconds": 2,
               "retry_base_seconds": 0.2, **telegram}

@@ -32,7 +32,7 @@ from tests.bot_world import (
 )
 from tests.botapi import BotApiServer, ChatMessage
 from tests.botapi_text import utf16_len
-from tests.story import cli_json, letter, message_id_of
+from tests.story import cli, cli_json, letter, message_id_of
 
 # PTB itself touches the deprecated int form of RetryAfter.retry_after when it builds the error.
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
@@ -51,11 +51,11 @@ def desk_config(tmp_path, dovecot, imap_account, smtp_server, api, monkeypatch):
 
 # -- 1. a card, "take", a reply with a document ------------------------------------------------------
 
-def test_card_take_and_reply_with_a_document(desk_config, dovecot, smtp_server, api):
+def test_card_take_and_reply_with_a_document(desk_config, db_url, dovecot, smtp_server, api):
     """An email becomes a card with buttons in the staff chat; "take" assigns it to the presser and
     the card is edited in place; a Telegram reply to the card with a document leaves as an email
-    threaded to the request, with the document attached."""
-    config = desk_config()
+    threaded to the request, with the document attached. On SQLite and on PostgreSQL."""
+    config = desk_config(database_url=db_url)
     screenshot = b"\x89PNG\r\n\x1a\n screenshot of the print dialog"
     request = letter(subject="Не печатается рецепт", body="Принтер в кабинете 12 не печатает рецепты.\n",
                      files=[("экран.png", "image/png", screenshot)])
@@ -336,3 +336,34 @@ def test_a_chat_that_does_not_exist_fails_the_row_not_the_daemon(desk_config, do
             await until(lambda: len(smtp_server.messages) == 2)
 
     asyncio.run(story())
+
+
+def test_without_a_token_the_daemon_runs_without_the_bot(desk_config, dovecot, smtp_server, api, caplog,
+                                                         monkeypatch):
+    """No token in the environment: one line says the bot is off, mail is handled as always, and
+    the cards wait in the outbox for the day the bot is switched on."""
+    config = desk_config()
+    monkeypatch.delenv("INBOXDESK_TEST_BOT_TOKEN")
+    caplog.set_level(logging.INFO)
+    dovecot.append(desk_config.help.address, letter(subject="Без бота"))
+
+    async def story() -> None:
+        async with daemon_running(config):
+            await until(lambda: smtp_server.messages)
+
+    asyncio.run(story())
+    assert [r.getMessage() for r in caplog.records].count(
+        "Telegram bot off: no token ($INBOXDESK_TEST_BOT_TOKEN is empty)") == 1
+    assert not api.calls
+    [row] = [r for r in cli_json(config, "outbox", "list") if r["channel"] == "telegram"]
+    assert row["status"] == "pending"
+
+
+def test_run_once_sends_the_cards_too(desk_config, dovecot, api):
+    """`inboxdesk run --once` (cron style) delivers the cards along with the letters."""
+    config = desk_config()
+    dovecot.append(desk_config.help.address, letter(subject="Разовый запуск"))
+    status, output = cli(config, "run", "--once")
+    assert status == 0, output
+    assert "Разовый запуск" in cards(api)[0].visible
+    assert not api.calls_of("getUpdates")  # no polling in a one-off run

@@ -10,6 +10,7 @@ is a holiday: Tue 2025-11-04 and Wed 2026-11-04.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import json
@@ -20,8 +21,10 @@ from types import SimpleNamespace
 import pytest
 
 from bot.commands import overdue_tickets
+from inboxdesk.acceptance import acceptance_clock
 from inboxdesk.app import App
 from inboxdesk.cli import build_parser
+from inboxdesk.daemon import Daemon
 from inboxdesk.settings import load_settings
 from tests.botapi import BotApiServer
 from tests.clock_world import APPEALS, MSK, STAFF_CHAT, World, iso_msk, msk
@@ -247,3 +250,58 @@ def test_appeal_deadlines_are_warned_about_in_calendar_days(world):
         f"🔴 <b>{oid}</b>: срок ответа на обращение истёк (28.12.2026, 59-ФЗ).",
     ]
     assert overdue_ids(world.at(msk(2026, 12, 29, 9))) == [oid]
+
+
+# -- the acceptance clock as a rule over the status history ---------------------------------------
+
+def _history(*steps: tuple[int, str]) -> list:
+    return [(msk(2026, 11, 16, h), status) for h, status in steps]
+
+
+@pytest.mark.parametrize("steps, started, accepted, pauses", [
+    # Assigning is not acceptance; taking is.
+    ([(9, "Новая"), (10, "Назначена"), (12, "Рассматривается")], 9, 12, []),
+    # A question before taking pauses the clock; the answer resumes it.
+    ([(9, "Новая"), (10, "Обратная связь"), (13, "Новая"), (14, "Рассматривается")], 9, 14, [(10, 13)]),
+    # Questions after acceptance do not pause anything: the clock has stopped.
+    ([(9, "Новая"), (10, "Рассматривается"), (11, "Обратная связь"), (12, "Рассматривается")], 9, 10, []),
+    # Resolved straight away: dealt with, accepted.
+    ([(9, "Новая"), (9, "Обратная связь"), (11, "Решена")], 9, 11, [(9, 11)]),
+    # Escalation is first line's answer too.
+    ([(9, "Новая"), (11, "escalated"), (12, "Новая")], 9, 11, []),
+    # A reassignment after taking does not restart it ...
+    ([(9, "Новая"), (10, "Рассматривается"), (11, "Назначена")], 9, 10, []),
+    # ... a sender reopening a finished ticket nobody owns does.
+    ([(9, "Новая"), (10, "Решена"), (15, "Новая")], 15, None, []),
+    # Created waiting for its form: paused from the start, still paused.
+    ([(9, "Новая"), (9, "Обратная связь")], 9, None, [(9, None)]),
+])
+def test_acceptance_clock_rules(steps, started, accepted, pauses):
+    clock = acceptance_clock(_history(*steps))
+    assert clock.started_at == msk(2026, 11, 16, started)
+    assert clock.accepted_at == (msk(2026, 11, 16, accepted) if accepted else None)
+    assert list(clock.pauses) == [(msk(2026, 11, 16, a), msk(2026, 11, 16, b) if b else None)
+                                  for a, b in pauses]
+
+
+def test_the_daemon_runs_the_timers_as_a_scheduled_job(world):
+    """`run` (not only `run --once`) does the timed work: an APScheduler job every
+    `[desk] timer_seconds`, here with the desk's clock standing at a due warning."""
+    world.at(msk(2026, 11, 16, 9)).ingest(letter())
+    world.at(msk(2026, 11, 16, 15))
+    daemon = Daemon(world.app)
+
+    async def story() -> None:
+        task = asyncio.ensure_future(daemon.run_forever())
+        try:
+            for _ in range(100):
+                if world.alerts():
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            daemon.stop()
+            await asyncio.wait_for(task, 30)
+
+    asyncio.run(story())
+    [text] = world.alerts()
+    assert "осталось 2 ч" in text
