@@ -7,12 +7,15 @@ and big messages are parsed in this process: the first would only wait for the p
 second would be copied through it (a 10 MB attachment must not multiply in memory).
 
 Workers are started by a fork server (not by forking the daemon, which runs threads) on first
-use, and stay for the life of the pool. A worker that dies takes its chunk back to this
-process; nothing is lost, the pool is started again for the next batch.
+use, and stay for the life of the pool. A worker that dies or hangs gives its chunk back to this
+process; nothing is lost, the pool is started again for the next batch (after three failures
+everything is parsed here). As with any multiprocessing start method but fork, a script that
+runs the intake must guard its top level with `if __name__ == "__main__":` (the CLI does).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -29,6 +32,7 @@ log = logging.getLogger(__name__)
 MIN_BATCH = 16  # fewer messages than this are parsed here: the workers would not pay off
 CHUNK = 4  # messages per task: amortises the pipe round trip, keeps results flowing
 MAX_SHIPPED_BYTES = 1024 * 1024  # bigger messages are parsed here, not copied to a worker and back
+RESULT_TIMEOUT = 300.0  # seconds a chunk may take in a worker before the worker counts as hung
 
 
 def default_workers() -> int:
@@ -130,8 +134,8 @@ class ParsePool:
                  executor: ProcessPoolExecutor) -> list[Parsed]:
         if future is not None:
             try:
-                return future.result()
-            except Exception as exc:  # a worker died (killed, out of memory): nothing is lost
+                return future.result(timeout=RESULT_TIMEOUT)
+            except Exception as exc:  # a worker died (killed, out of memory) or hangs: nothing is lost
                 if self._executor is executor:  # the first failure of this pool, not its echoes
                     self._broken(exc)
         return _here(raws)
@@ -162,6 +166,9 @@ class ParsePool:
         log.warning("parse workers failed (%s: %s); parsing in the intake process%s", type(exc).__name__,
                     exc, "" if self._failures < 3 else " from now on")
         if executor is not None:
+            for process in list(getattr(executor, "_processes", {}).values()):  # a hung one too
+                with contextlib.suppress(Exception):
+                    process.kill()
             executor.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:

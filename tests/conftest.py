@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.bot_world import bot_settings
+from tests.botapi import BotApiServer
 from tests.servers import unavailable
 from tests.servers.dovecot import DovecotMissing, DovecotServer, ImapAccount
 from tests.servers.postgres import PostgresServer, PostgresUnavailable
@@ -84,3 +86,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'inboxdesk.sqlite3'}"
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def api() -> Iterator[BotApiServer]:
+    """The Bot API HTTP server the staff bot talks to (Telegram itself is unreachable)."""
+    with BotApiServer() as server:
+        yield server
+
+
+@pytest.fixture
+def desk_config(tmp_path, dovecot, imap_account, smtp_server, api, monkeypatch) -> Path:
+    """Settings for a desk with the bot on: Dovecot, aiosmtpd, the Bot API server, staff."""
+    return bot_settings(tmp_path, dovecot, imap_account, smtp_server, api, monkeypatch)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,30 +22,18 @@ from tests.bot_world import (
     STAFF_CHAT,
     STRANGER,
     bot_said,
-    bot_settings,
     cards,
     daemon_running,
     one_card,
     public_id_of,
     until,
 )
-from tests.botapi import BotApiServer, ChatMessage
+from tests.botapi import ChatMessage
 from tests.botapi_text import utf16_len
 from tests.story import cli, cli_json, letter, message_id_of
 
 # PTB itself touches the deprecated int form of RetryAfter.retry_after when it builds the error.
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
-
-
-@pytest.fixture
-def api() -> Iterator[BotApiServer]:
-    with BotApiServer() as server:
-        yield server
-
-
-@pytest.fixture
-def desk_config(tmp_path, dovecot, imap_account, smtp_server, api, monkeypatch):
-    return bot_settings(tmp_path, dovecot, imap_account, smtp_server, api, monkeypatch)
 
 
 # -- 1. a card, "take", a reply with a document ------------------------------------------------------

@@ -4,7 +4,6 @@ command or a button shows in `inboxdesk tickets show`, and the other way round."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,28 +12,15 @@ from tests.bot_world import (
     IVANOV,
     STAFF_CHAT,
     bot_said,
-    bot_settings,
     cards,
     daemon_running,
     one_card,
     public_id_of,
     until,
 )
-from tests.botapi import BotApiServer
 from tests.story import cli_json, letter
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
-
-
-@pytest.fixture
-def api() -> Iterator[BotApiServer]:
-    with BotApiServer() as server:
-        yield server
-
-
-@pytest.fixture
-def desk_config(tmp_path, dovecot, imap_account, smtp_server, api, monkeypatch):
-    return bot_settings(tmp_path, dovecot, imap_account, smtp_server, api, monkeypatch)
 
 
 def test_commands_do_what_the_cli_does(desk_config, dovecot, smtp_server, api):

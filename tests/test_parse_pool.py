@@ -56,6 +56,22 @@ def test_a_dying_worker_loses_nothing():
         pool.close()
 
 
+def test_a_hung_worker_is_replaced(monkeypatch):
+    raws = _mails(20)
+    pool = ParsePool(2, min_batch=4, chunk=2)
+    monkeypatch.setattr(parse_pool, "RESULT_TIMEOUT", 1.0)
+    try:
+        executor = pool._pool()
+        assert list(pool.parse(raws[:4])) == [parse_message(r) for r in raws[:4]]  # workers up
+        for pid in list(executor._processes):
+            os.kill(pid, signal.SIGSTOP)
+        assert list(pool.parse(raws)) == [parse_message(r) for r in raws]
+        assert pool._executor is not executor
+        assert list(pool.parse(raws)) == [parse_message(r) for r in raws]  # a new pool works
+    finally:
+        pool.close()
+
+
 def test_no_workers_parses_here(monkeypatch):
     pool = ParsePool(0)
     monkeypatch.setattr(parse_pool, "ProcessPoolExecutor", None)  # would fail if it were used
