@@ -96,13 +96,19 @@ class Intake:
         self.recover(box, source, stats)
         uidvalidity = source.uidvalidity()
         after = self._checkpoint(box, uidvalidity)
+        seen: set[str] = set()  # refs fetched in this pass: none is fetched twice (a loop otherwise)
         while not should_stop():
-            batch = source.fetch_new(after, box.batch_size)
+            batch = [m for m in source.fetch_new(after, box.batch_size) if not m.source_ref
+                     or m.source_ref not in seen]
             if not batch:
                 break
+            seen.update(m.source_ref for m in batch)
             failpoint("after_fetch")
             stats.fetched += len(batch)
-            stats.recorded += self.record(box, batch, uidvalidity)
+            recorded, again = self.record(box, batch, uidvalidity)
+            stats.recorded += recorded
+            if again:  # copies under names already finished: recorded, so they may leave new/
+                source.mark_processed(again)
             failpoint("after_record")
             self.process_pending(box, stats)
             failpoint("after_process")
@@ -119,7 +125,7 @@ class Intake:
     def ingest(self, box: MailboxSettings, raws: list[bytes]) -> IntakeStats:
         """Feed raw messages as if they had arrived (mail-server pipe, imports)."""
         stats = IntakeStats(fetched=len(raws))
-        stats.recorded = self.record(box, [FetchedMail(source_ref="", raw=r) for r in raws], None)
+        stats.recorded, _ = self.record(box, [FetchedMail(source_ref="", raw=r) for r in raws], None)
         self.process_pending(box, stats)
         return stats
 
@@ -141,20 +147,32 @@ class Intake:
                 cp.uidvalidity, cp.last_uid = uidvalidity, 0
             return cp.last_uid
 
-    def record(self, box: MailboxSettings, batch: list[FetchedMail], uidvalidity: int | None) -> int:
-        """Store the raw bytes of `batch` and move the checkpoint, in one transaction."""
+    def record(self, box: MailboxSettings, batch: list[FetchedMail],
+               uidvalidity: int | None) -> tuple[int, list[str]]:
+        """Store the raw bytes of `batch` and move the checkpoint, in one transaction.
+
+        Returns how many rows were added and the refs the mailbox may be told about at once:
+        a message under a ref whose earlier message was already finished (`acked`) is a new copy
+        under a reused name (a Maildir file copied in again; IMAP never reuses a UID). It is
+        recorded as a message of its own, without the ref (which stays the first one's), and
+        processing recognises it as `duplicate` unless its content is new.
+        """
         with self.db.transaction() as s:
             refs = [m.source_ref for m in batch if m.source_ref]
-            known = set(s.scalars(select(InboundMessage.source_ref).where(
-                InboundMessage.mailbox == box.name, InboundMessage.source_ref.in_(refs)))) if refs else set()
-            added = 0
+            known = dict(s.execute(select(InboundMessage.source_ref, InboundMessage.state).where(
+                InboundMessage.mailbox == box.name, InboundMessage.source_ref.in_(refs))).all()) if refs else {}
+            added, again = 0, []
             for m in batch:
-                if m.source_ref and m.source_ref in known:
-                    continue  # fetched again after a crash before the mailbox was flagged
+                ref = m.source_ref or None
+                if ref in known:
+                    if known[ref] != ACKED:
+                        continue  # fetched again after a crash before the mailbox was flagged
+                    again.append(ref)
+                    ref = None
                 digest = hashlib.sha256(m.raw).hexdigest()
                 s.add(InboundMessage(
-                    mailbox=box.name, source_ref=m.source_ref or None, uidvalidity=m.uidvalidity,
-                    uid=m.uid, dedup_key=f"sha256:{digest}", sha256=digest, size=len(m.raw),
+                    mailbox=box.name, source_ref=ref, uidvalidity=m.uidvalidity,
+                    uid=m.uid if ref else None, dedup_key=f"sha256:{digest}", sha256=digest, size=len(m.raw),
                     raw=m.raw, state=RECORDED, received_at=self.desk.clock()))  # the desk's clock: deadlines
                 added += 1
             uids = [m.uid for m in batch if m.uid is not None]
@@ -162,7 +180,7 @@ class Intake:
                 s.execute(update(MailboxCheckpoint).where(
                     MailboxCheckpoint.mailbox == box.name, MailboxCheckpoint.last_uid < max(uids),
                 ).values(last_uid=max(uids)))
-        return added
+        return added, again
 
     # -- steps 3-6: parse, decide, route, act ----------------------------------------------------
 

@@ -34,6 +34,9 @@ class MaildirSource:
         self.stop_event = stop_event
         self.poll_interval = poll_interval
         self._where: dict[str, tuple[str, str]] = {}  # key -> (subdir, file name) from the last fetch
+        # Keys handed out since open(): a file that cannot be finished (or is finished elsewhere)
+        # is not handed out again in the same pass, so a poll loop always ends.
+        self._handed: set[str] = set()
 
     def __repr__(self) -> str:
         return f"MaildirSource({self.path})"
@@ -47,6 +50,7 @@ class MaildirSource:
 
     def close(self) -> None:
         self._where.clear()
+        self._handed.clear()
 
     def check(self) -> None:
         """Open and close once (for check-config)."""
@@ -57,7 +61,8 @@ class MaildirSource:
         return None
 
     def fetch_new(self, after_uid: int, limit: int) -> list[FetchedMail]:
-        """Messages in new/ and unseen ones in cur/, oldest first (mtime, then name); after_uid is ignored."""
+        """Messages in new/ and unseen ones in cur/ not yet handed out since open(), oldest first
+        (mtime, then name); after_uid is ignored."""
         if limit <= 0:
             return []
         candidates: list[tuple[int, str, str, int]] = []  # (mtime_ns, name, subdir, size)
@@ -69,7 +74,8 @@ class MaildirSource:
             with entries:
                 for entry in entries:
                     name = entry.name
-                    if name.startswith(".") or (sub == "cur" and "S" in _flags(name)):
+                    if (name.startswith(".") or (sub == "cur" and "S" in _flags(name))
+                            or _key(name) in self._handed):
                         continue
                     try:
                         st = entry.stat()
@@ -90,6 +96,7 @@ class MaildirSource:
                 raise SourceError(f"Maildir {self.path}: cannot read {sub}/{name}: {exc.strerror}") from exc
             key = _key(name)
             self._where[key] = (sub, name)
+            self._handed.add(key)
             mails.append(FetchedMail(source_ref=key, raw=raw))
             total += size
         return mails
@@ -113,7 +120,7 @@ class MaildirSource:
                 sub, name = where
                 flags = "".join(sorted(set(_flags(name)) | {"S"}))
                 try:
-                    os.rename(self.path / sub / name, target / "cur" / f"{key}:2,{flags}")
+                    os.rename(self.path / sub / name, _free_name(target / "cur", key, flags))
                 except FileNotFoundError:
                     continue
         except OSError as exc:
@@ -153,6 +160,15 @@ class MaildirSource:
 def _make_maildir(path: Path) -> None:
     for sub in SUBDIRS:
         (path / sub).mkdir(parents=True, exist_ok=True)
+
+
+def _free_name(cur: Path, key: str, flags: str) -> Path:
+    """`cur/key:2,flags`, or `cur/key.N:2,flags` when a file of that key is already there (a
+    copy delivered under a used name must not overwrite the message that had it first)."""
+    path, n = cur / f"{key}:2,{flags}", 1
+    while path.exists():
+        path, n = cur / f"{key}.{n}:2,{flags}", n + 1
+    return path
 
 
 def _key(name: str) -> str:
