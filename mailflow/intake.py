@@ -159,8 +159,10 @@ class Intake:
         """
         with self.db.transaction() as s:
             refs = [m.source_ref for m in batch if m.source_ref]
-            known = dict(s.execute(select(InboundMessage.source_ref, InboundMessage.state).where(
-                InboundMessage.mailbox == box.name, InboundMessage.source_ref.in_(refs))).all()) if refs else {}
+            known: dict[str | None, str] = {}
+            if refs:
+                known = dict(s.execute(select(InboundMessage.source_ref, InboundMessage.state).where(
+                    InboundMessage.mailbox == box.name, InboundMessage.source_ref.in_(refs))).all())
             added, again = 0, []
             for m in batch:
                 ref = m.source_ref or None

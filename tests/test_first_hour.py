@@ -100,8 +100,8 @@ def test_readme_first_command_twice_sees_duplicates_and_the_daemon_goes_idle(tmp
     assert len(list((work / "var" / "mail" / "help" / "cur").glob("*:2,*S*"))) == 8
 
     _copy_samples(work)  # and `run --once` returns on copies too
-    done = subprocess.run([sys.executable, "-m", "inboxdesk.cli", "run", "--once"], cwd=work,
-                          capture_output=True, text=True, timeout=120, env=dict(os.environ, INBOXDESK_CONFIG=""))
+    done = subprocess.run([sys.executable, "-m", "inboxdesk.cli", "run", "--once"], cwd=work, timeout=120,
+                          capture_output=True, text=True, env=dict(os.environ, INBOXDESK_CONFIG=""))
     assert done.returncode == 0, done.stderr
     assert not _waiting(work)
     assert [r["disposition"] for r in cli_json(config, "inbound", "list")[10:]] == ["duplicate"] * 5

@@ -235,6 +235,9 @@ def test_maildir_fetch_new(tmp_path: Path) -> None:
     mails = source.fetch_new(999, 10)
     assert [m.source_ref for m in mails] == ["100.a.host", "200.c.host", "300.b.host", "400.a.host"]
     assert mails[0].raw == raw_message(1) and mails[0].uid is None
+    assert source.fetch_new(0, 10) == []  # issue 18: nothing is handed out twice in one pass
+    source.close()
+    source.open()
     assert [m.source_ref for m in source.fetch_new(0, 2)] == ["100.a.host", "200.c.host"]
 
 
@@ -250,6 +253,8 @@ def test_maildir_mark_processed(tmp_path: Path, processed_folder: str) -> None:
     refs = [m.source_ref for m in source.fetch_new(0, 10)]
     source.mark_processed([*refs[:2], "gone.key", "../escape"])
     source.mark_processed(refs[:1])  # already moved: ignored
+    source.close()
+    source.open()
     assert [m.source_ref for m in source.fetch_new(0, 10)] == ["3.c.host"]
     target = maildir / f".{processed_folder}" if processed_folder else maildir
     assert sorted(os.listdir(target / "cur")) == ["1.a.host:2,S", "2.b.host:2,FS"]

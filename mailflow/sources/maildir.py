@@ -118,6 +118,8 @@ class MaildirSource:
                 if where is None:  # already moved or deleted: nothing left to do
                     continue
                 sub, name = where
+                if sub == "cur" and "S" in _flags(name) and not self.processed_folder:
+                    continue  # finished already
                 flags = "".join(sorted(set(_flags(name)) | {"S"}))
                 try:
                     os.rename(self.path / sub / name, _free_name(target / "cur", key, flags))
