@@ -22,10 +22,18 @@ ROLE_NAMES = {"operator": "оператор (1-я линия)", "engineer": "и�
               "admin": "администратор"}
 
 
+# Answered for anyone, staff or not, with the IDs only: how an administrator learns the staff
+# chat's ID and a new colleague's user ID for `[telegram] staff_chat_id` and `[[staff]]`.
+ID_COMMANDS = frozenset({"whoami", "chatid"})
+
+
 async def gate(update: Update, context: DeskContext) -> None:
     """Let staff through with `context.member` set; stop and refuse everyone else."""
     user = update.effective_user
     if user is None or user.is_bot:
+        raise ApplicationHandlerStop
+    if _command(update) in ID_COMMANDS:
+        await _tell_ids(update)
         raise ApplicationHandlerStop
     services = context.services
     member = await services.read(lambda s: services.desk.staff(s).by_telegram(user.id))
@@ -35,6 +43,22 @@ async def gate(update: Update, context: DeskContext) -> None:
     if _addressed_to_bot(update):
         await _refuse(update, context)
     raise ApplicationHandlerStop
+
+
+def _command(update: Update) -> str:
+    """`whoami` for "/whoami" or "/whoami@inboxdesk_bot ..."; "" for anything else."""
+    msg = update.effective_message
+    text = (msg.text or "") if msg is not None else ""
+    if not text.startswith("/") or len(text) < 2:
+        return ""
+    return text[1:].split(maxsplit=1)[0].split("@", 1)[0].lower()
+
+
+async def _tell_ids(update: Update) -> None:
+    user, chat, msg = update.effective_user, update.effective_chat, update.effective_message
+    assert user is not None and chat is not None and msg is not None
+    log.info("telegram: told user %s the IDs in chat %s", user.id, chat.id)
+    await msg.reply_text(f"Ваш Telegram ID: {user.id}\nID этого чата: {chat.id}")
 
 
 def _addressed_to_bot(update: Update) -> bool:

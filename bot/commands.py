@@ -32,6 +32,7 @@ COMMANDS = (
     ("phone", "Записать обращение по телефону"),
     ("staff", "Сотрудники (администратор)"),
     ("cancel", "Прервать текущий диалог"),
+    ("whoami", "Мой Telegram ID и ID этого чата"),
 )
 BOT_COMMANDS = [BotCommand(name, description) for name, description in COMMANDS]
 OPEN_STATUSES_EXCLUDED = frozenset({domain.TICKET_CLOSED, domain.TICKET_RESOLVED, domain.APPEAL_DONE})

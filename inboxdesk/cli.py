@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from inboxdesk import cli_desk, views
 from inboxdesk.app import App
 from inboxdesk.daemon import Daemon
 from inboxdesk.settings import SettingsError, load_settings
+from inboxdesk.templating import missing_templates
 from inboxdesk.timers import missed_deadline, overdue_condition
 from inboxdesk.workflow import Refused
 from storage.models import InboundMessage, OutboxItem, Ticket
@@ -158,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="inboxdesk", description=__doc__)
     p.add_argument("--config", help="settings file (default: $INBOXDESK_CONFIG, else ./settings.toml)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--version", action="version", version=f"inboxdesk {version('inboxdesk')}")
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="the daemon")
@@ -212,10 +215,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("apscheduler", "aiosmtplib", "httpx", "imapclient", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    checking = args.func is cmd_check_config
     try:
         settings = load_settings(args.config)
     except SettingsError as exc:
-        print(f"inboxdesk: settings: {exc}", file=sys.stderr)
+        # check-config reports like every other problem it finds (exit 1); any other command
+        # cannot start (exit 2). Either way every problem, one line each.
+        for line in exc.problems:
+            print(f"PROBLEM: {line}" if checking else f"inboxdesk: settings: {line}",
+                  file=sys.stdout if checking else sys.stderr)
+        return 1 if checking else 2
+    if not checking and (missing := missing_templates()):
+        for line in missing:  # a desk that cannot write its letters must not start
+            print(f"inboxdesk: {line}", file=sys.stderr)
         return 2
     app = App(settings)
     try:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, time, timedelta
 from pathlib import Path
@@ -23,7 +25,25 @@ DEFAULT_PORTS = {("imap", "ssl"): 993, ("imap", "starttls"): 143, ("imap", "none
 
 
 class SettingsError(ValueError):
-    """The settings file is wrong; the message names the key."""
+    """The settings file is wrong; the message names the key, one line per problem."""
+
+    @property
+    def problems(self) -> list[str]:
+        return str(self).splitlines()
+
+
+class _Problems:
+    """Every problem of one settings file: a section that cannot go on stops itself, not the rest."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    @contextmanager
+    def section(self) -> Iterator[None]:
+        try:
+            yield
+        except SettingsError as exc:
+            self.lines += exc.problems
 
 
 @dataclass(frozen=True)
@@ -179,12 +199,20 @@ class Settings:
 
 
 class _Table:
-    """Reads one TOML table and remembers the key path for messages."""
+    """Reads one TOML table, remembers the key path for messages and collects its problems.
 
-    def __init__(self, data: Any, where: str) -> None:
+    A wrong value is a problem and reads as its default (a required one as blank), so the rest of
+    the file is still checked; a missing required key stops the section (SettingsError).
+    """
+
+    def __init__(self, data: Any, where: str, problems: _Problems) -> None:
         if not isinstance(data, dict):
             raise SettingsError(f"{where}: expected a table")
-        self.data, self.where, self.used = data, where, set()
+        self.data, self.where, self.used, self.problems = data, where, set(), problems
+
+    def fail(self, message: str) -> None:
+        """A problem that does not stop reading the section."""
+        self.problems.lines.append(message)
 
     def get(self, key: str, kind: type, default: Any = ..., choices: tuple[str, ...] = ()) -> Any:
         self.used.add(key)
@@ -196,31 +224,36 @@ class _Table:
         value = self.data[key]
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
+        problem = None
         if kind is tuple:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise SettingsError(f"{name}: expected a list of strings")
-            return tuple(value)
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise SettingsError(f"{name}: expected {_KIND_NAMES.get(kind, kind.__name__)}, got {value!r}")
-        if choices and value not in choices:
-            raise SettingsError(f"{name}: must be one of {', '.join(choices)}, got {value!r}")
-        return value
+                problem = f"{name}: expected a list of strings"
+            else:
+                value = tuple(value)
+        elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            problem = f"{name}: expected {_KIND_NAMES.get(kind, kind.__name__)}, got {value!r}"
+        elif choices and value not in choices:
+            problem = f"{name}: must be one of {', '.join(choices)}, got {value!r}"
+        if problem is None:
+            return value
+        self.fail(problem)
+        return _BLANK.get(kind) if default is ... else default
 
     def reject_unknown(self) -> None:
-        unknown = sorted(set(self.data) - self.used)
-        if unknown:
-            prefix = f"{self.where}." if self.where else ""
-            raise SettingsError(f"{prefix}{unknown[0]}: unknown key")
+        prefix = f"{self.where}." if self.where else ""
+        for key in sorted(set(self.data) - self.used):
+            self.fail(f"{prefix}{key}: unknown key")
 
 
+_BLANK: dict[type, Any] = {str: "", int: 0, float: 0.0, bool: False, tuple: (), dict: {}, list: []}
 _KIND_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
 
 
-def _mailbox(data: Any, index: int, seen: set[str]) -> MailboxSettings:
-    t = _Table(data, f"mailbox[{index}]")
+def _mailbox(data: Any, index: int, seen: set[str], problems: _Problems) -> MailboxSettings:
+    t = _Table(data, f"mailbox[{index}]", problems)
     name = t.get("name", str)
     if name in seen:
-        raise SettingsError(f"mailbox[{index}].name: duplicate mailbox name {name!r}")
+        t.fail(f"mailbox[{index}].name: duplicate mailbox name {name!r}")
     seen.add(name)
     kind = t.get("kind", str, choices=("tickets", "appeals"))
     source = t.get("source", str, choices=("imap", "maildir"))
@@ -251,26 +284,26 @@ def _mailbox(data: Any, index: int, seen: set[str]) -> MailboxSettings:
     t.reject_unknown()
     where = f"mailbox[{index}]"
     if "@" not in box.address:
-        raise SettingsError(f"{where}.address: not an email address: {box.address!r}")
+        t.fail(f"{where}.address: not an email address: {box.address!r}")
     if source == "imap" and not box.host:
-        raise SettingsError(f"{where}.host: required when source = \"imap\"")
+        t.fail(f"{where}.host: required when source = \"imap\"")
     if source == "imap" and not box.username:
-        raise SettingsError(f"{where}.username: required when source = \"imap\"")
+        t.fail(f"{where}.username: required when source = \"imap\"")
     if source == "maildir" and not box.path:
-        raise SettingsError(f"{where}.path: required when source = \"maildir\"")
+        t.fail(f"{where}.path: required when source = \"maildir\"")
     if not 0 < box.port < 65536:
-        raise SettingsError(f"{where}.port: must be 1..65535, got {box.port}")
+        t.fail(f"{where}.port: must be 1..65535, got {box.port}")
     if box.poll_seconds <= 0:
-        raise SettingsError(f"{where}.poll_seconds: must be positive")
+        t.fail(f"{where}.poll_seconds: must be positive")
     if not box.id_prefix.replace("_", "").isalnum():
-        raise SettingsError(f"{where}.id_prefix: letters and digits only, got {box.id_prefix!r}")
+        t.fail(f"{where}.id_prefix: letters and digits only, got {box.id_prefix!r}")
     if box.batch_size < 1:
-        raise SettingsError(f"{where}.batch_size: must be at least 1")
+        t.fail(f"{where}.batch_size: must be at least 1")
     return box
 
 
-def _outbound(data: Any) -> OutboundSettings:
-    t = _Table(data, "outbound")
+def _outbound(data: Any, problems: _Problems) -> OutboundSettings:
+    t = _Table(data, "outbound", problems)
     transport = t.get("transport", str, "maildir", choices=("smtp", "maildir"))
     security = t.get("security", str, "starttls", choices=("none", "starttls", "ssl"))
     out = OutboundSettings(
@@ -289,16 +322,16 @@ def _outbound(data: Any) -> OutboundSettings:
     )
     t.reject_unknown()
     if transport == "smtp" and not out.host:
-        raise SettingsError('outbound.host: required when transport = "smtp"')
+        t.fail('outbound.host: required when transport = "smtp"')
     if not 0 < out.port < 65536:
-        raise SettingsError(f"outbound.port: must be 1..65535, got {out.port}")
+        t.fail(f"outbound.port: must be 1..65535, got {out.port}")
     if out.max_attempts < 1:
-        raise SettingsError("outbound.max_attempts: must be at least 1")
+        t.fail("outbound.max_attempts: must be at least 1")
     return out
 
 
-def _telegram(data: Any) -> TelegramSettings:
-    t = _Table(data, "telegram")
+def _telegram(data: Any, problems: _Problems) -> TelegramSettings:
+    t = _Table(data, "telegram", problems)
     tg = TelegramSettings(
         token_env=t.get("token_env", str, ""),
         base_url=t.get("base_url", str, TelegramSettings.base_url),
@@ -312,16 +345,16 @@ def _telegram(data: Any) -> TelegramSettings:
     t.reject_unknown()
     for key in ("base_url", "base_file_url"):
         if not getattr(tg, key).startswith(("http://", "https://")):
-            raise SettingsError(f"telegram.{key}: must start with http:// or https://")
+            t.fail(f"telegram.{key}: must start with http:// or https://")
     if tg.poll_timeout_seconds < 0 or tg.request_timeout_seconds <= 0:
-        raise SettingsError("telegram: timeouts must be positive")
+        t.fail("telegram: timeouts must be positive")
     if tg.max_attempts < 1:
-        raise SettingsError("telegram.max_attempts: must be at least 1")
+        t.fail("telegram.max_attempts: must be at least 1")
     return tg
 
 
-def _desk(data: Any) -> DeskSettings:
-    t = _Table(data, "desk")
+def _desk(data: Any, problems: _Problems) -> DeskSettings:
+    t = _Table(data, "desk", problems)
     desk = DeskSettings(
         reopen_days=t.get("reopen_days", int, 7),
         notify_statuses=t.get("notify_statuses", tuple, DEFAULT_NOTIFY),
@@ -336,15 +369,15 @@ def _desk(data: Any) -> DeskSettings:
     )
     t.reject_unknown()
     if desk.timer_seconds <= 0:
-        raise SettingsError("desk.timer_seconds: must be positive")
+        t.fail("desk.timer_seconds: must be positive")
     for status in desk.notify_statuses:
         if status not in SENDER_NOTICES:
-            raise SettingsError(f"desk.notify_statuses: no letter for status {status!r}; "
+            t.fail(f"desk.notify_statuses: no letter for status {status!r}; "
                                 f"possible: {', '.join(SENDER_NOTICES)}")
     for key in ("reopen_days", "appeal_registration_days", "appeal_answer_days",
                 "appeal_extension_max_days", "auto_close_days"):
         if getattr(desk, key) < 0:
-            raise SettingsError(f"desk.{key}: must not be negative")
+            t.fail(f"desk.{key}: must not be negative")
     return desk
 
 
@@ -353,37 +386,39 @@ def _days(t: _Table, key: str, default: tuple[int, ...]) -> tuple[int, ...]:
     t.used.add(key)
     raw = t.data.get(key, list(default))
     if not isinstance(raw, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in raw):
-        raise SettingsError(f"{t.where}.{key}: expected a list of whole numbers of days, got {raw!r}")
+        t.fail(f"{t.where}.{key}: expected a list of whole numbers of days, got {raw!r}")
+        return default
     if any(v < 1 for v in raw):
-        raise SettingsError(f"{t.where}.{key}: days must be 1 or more, got {raw!r}")
+        t.fail(f"{t.where}.{key}: days must be 1 or more, got {raw!r}")
+        return default
     return tuple(sorted(set(raw)))
 
 
-def _department(data: Any) -> DepartmentSettings:
-    t = _Table(data, "department")
+def _department(data: Any, problems: _Problems) -> DepartmentSettings:
+    t = _Table(data, "department", problems)
     dep = DepartmentSettings(address=t.get("address", str, DepartmentSettings.address).strip().lower(),
                              notify=t.get("notify", bool, True))
     t.reject_unknown()
     if "@" not in dep.address:
-        raise SettingsError(f"department.address: not an email address: {dep.address!r}")
+        t.fail(f"department.address: not an email address: {dep.address!r}")
     return dep
 
 
-def _staff(items: Any) -> tuple[StaffMember, ...]:
+def _staff(items: Any, problems: _Problems) -> tuple[StaffMember, ...]:
     members: list[StaffMember] = []
     for i, data in enumerate(items):
-        t = _Table(data, f"staff[{i}]")
+        t = _Table(data, f"staff[{i}]", problems)
         telegram_id = t.get("telegram_id", int, 0)
         member = StaffMember(name=t.get("name", str).strip(), role=t.get("role", str, choices=ROLES),
                              telegram_id=telegram_id or None, email=t.get("email", str, "").strip(),
                              full_name=t.get("full_name", str, "").strip())
         t.reject_unknown()
         if not member.name or any(c.isspace() for c in member.name):
-            raise SettingsError(f"staff[{i}].name: one word expected, got {member.name!r}")
+            t.fail(f"staff[{i}].name: one word expected, got {member.name!r}")
         if any(m.name == member.name for m in members):
-            raise SettingsError(f"staff[{i}].name: duplicate staff name {member.name!r}")
+            t.fail(f"staff[{i}].name: duplicate staff name {member.name!r}")
         if member.telegram_id and any(m.telegram_id == member.telegram_id for m in members):
-            raise SettingsError(f"staff[{i}].telegram_id: {member.telegram_id} is already used")
+            t.fail(f"staff[{i}].telegram_id: {member.telegram_id} is already used")
         members.append(member)
     return tuple(members)
 
@@ -417,8 +452,8 @@ def _duration(value: str, name: str) -> timedelta:
     return timedelta(hours=h, minutes=mi, seconds=se)
 
 
-def _worktime(data: Any) -> WorktimeSettings:
-    t = _Table(data, "worktime")
+def _worktime(data: Any, problems: _Problems) -> WorktimeSettings:
+    t = _Table(data, "worktime", problems)
     tz = t.get("tz", str, WorktimeSettings.tz)
     try:
         ZoneInfo(tz)
@@ -452,8 +487,8 @@ def _worktime(data: Any) -> WorktimeSettings:
                             warn_before=tuple(warn), appeal_deadline_roll=roll)
 
 
-def _intake(data: Any) -> IntakeSettings:
-    t = _Table(data, "intake")
+def _intake(data: Any, problems: _Problems) -> IntakeSettings:
+    t = _Table(data, "intake", problems)
     raw = t.data.get("workers", "auto")
     t.used.add("workers")
     if raw == "auto":
@@ -467,34 +502,57 @@ def _intake(data: Any) -> IntakeSettings:
 
 
 def parse_settings(data: dict[str, Any], base_dir: Path) -> Settings:
-    """Settings from an already-parsed TOML document."""
-    root = _Table(data, "")
-    db = _Table(root.get("database", dict, {}), "database")
-    url = db.get("url", str, "sqlite:///var/inboxdesk.sqlite3")
-    db.reject_unknown()
+    """Settings from an already-parsed TOML document; SettingsError lists every problem."""
+    problems = _Problems()
+    root = _Table(data, "", problems)
+    url = "sqlite:///var/inboxdesk.sqlite3"
+    with problems.section():
+        url = _database_url(root.get("database", dict, {}), problems)
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and ":memory:" not in url:
         url = "sqlite:///" + str(base_dir / url.removeprefix("sqlite:///"))
 
-    boxes_raw = root.get("mailbox", list, [])
     seen: set[str] = set()
-    mailboxes = tuple(_mailbox(b, i, seen) for i, b in enumerate(boxes_raw))
+    mailboxes = []
+    for i, raw in enumerate(root.get("mailbox", list, [])):
+        with problems.section():
+            mailboxes.append(_mailbox(raw, i, seen, problems))
 
-    inst = _Table(root.get("institution", dict, {}), "institution")
-    institution = InstitutionSettings(name=inst.get("name", str, InstitutionSettings.name),
-                                      id=inst.get("id", str, ""))
-    inst.reject_unknown()
-
-    outbound = _outbound(root.get("outbound", dict, {}))
-    telegram = _telegram(root.get("telegram", dict, {}))
-    desk = _desk(root.get("desk", dict, {}))
-    department = _department(root.get("department", dict, {}))
-    staff = _staff(root.get("staff", list, []))
-    worktime = _worktime(root.get("worktime", dict, {}))
-    intake = _intake(root.get("intake", dict, {}))
+    parts: dict[str, Any] = {}
+    for name, read, key, empty in (
+            ("institution", _institution, "institution", {}), ("outbound", _outbound, "outbound", {}),
+            ("telegram", _telegram, "telegram", {}), ("desk", _desk, "desk", {}),
+            ("department", _department, "department", {}), ("staff", _staff, "staff", []),
+            ("worktime", _worktime, "worktime", {}), ("intake", _intake, "intake", {})):
+        with problems.section():
+            parts[name] = read(root.get(key, type(empty), empty), problems)
     root.reject_unknown()
-    return Settings(database_url=url, mailboxes=mailboxes, outbound=outbound,
-                    institution=institution, base_dir=base_dir, telegram=telegram, desk=desk,
-                    department=department, staff=staff, worktime=worktime, intake=intake)
+    if problems.lines:
+        raise SettingsError("\n".join(problems.lines))
+    return Settings(database_url=url, mailboxes=tuple(mailboxes), base_dir=base_dir, **parts)
+
+
+def _database_url(data: Any, problems: _Problems) -> str:
+    """`url`, or the URL in the variable `url_env` names (a PostgreSQL password stays out of the file)."""
+    t = _Table(data, "database", problems)
+    url = t.get("url", str, "")
+    url_env = t.get("url_env", str, "")
+    t.reject_unknown()
+    if url_env:
+        from_env = os.environ.get(url_env, "").strip()
+        if from_env:
+            return from_env
+        if not url:
+            raise SettingsError(f"database.url_env: environment variable {url_env} is not set "
+                                "(and no database.url to fall back on)")
+    return url or "sqlite:///var/inboxdesk.sqlite3"
+
+
+def _institution(data: Any, problems: _Problems) -> InstitutionSettings:
+    t = _Table(data, "institution", problems)
+    institution = InstitutionSettings(name=t.get("name", str, InstitutionSettings.name),
+                                      id=t.get("id", str, "").strip())
+    t.reject_unknown()
+    return institution
 
 
 def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:

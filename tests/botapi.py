@@ -78,6 +78,7 @@ class BotApiServer:
     token: str = TOKEN
     hang_seconds: float = 30.0
     unknown_chats: frozenset[int] = frozenset()  # sendMessage there answers 400 "chat not found"
+    bot_status: str = "administrator"  # the bot's getChatMember status in every group
     calls: list[Call] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -214,6 +215,26 @@ class BotApiServer:
 
     def _m_getMe(self, p: dict[str, Any], f: Any) -> Any:
         return BOT_USER
+
+    def _m_getChat(self, p: dict[str, Any], f: Any) -> Any:
+        chat_id = int(p["chat_id"])
+        if chat_id in self.unknown_chats:
+            raise _ApiError(400, "Bad Request: chat not found")
+        return {**_chat(chat_id, None), "accent_color_id": 0, "max_reaction_count": 11}  # ChatFullInfo
+
+    def _m_getChatMember(self, p: dict[str, Any], f: Any) -> Any:
+        chat_id, user_id = int(p["chat_id"]), int(p["user_id"])
+        if chat_id in self.unknown_chats:
+            raise _ApiError(400, "Bad Request: chat not found")
+        status = self.bot_status if user_id == BOT_USER["id"] else "member"
+        return {"status": status, "user": BOT_USER if user_id == BOT_USER["id"] else
+                {"id": user_id, "is_bot": False, "first_name": "user"},
+                **({"can_be_edited": False, "can_manage_chat": True, "can_change_info": True,
+                    "can_delete_messages": True, "can_invite_users": True, "can_restrict_members": True,
+                    "can_pin_messages": True, "can_promote_members": False, "can_manage_video_chats": True,
+                    "is_anonymous": False, "can_post_stories": False, "can_edit_stories": False,
+                    "can_delete_stories": False, "can_manage_topics": True}
+                   if status == "administrator" else {})}
 
     def _m_deleteWebhook(self, p: dict[str, Any], f: Any) -> Any:
         return True
