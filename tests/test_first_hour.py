@@ -239,3 +239,56 @@ def test_a_missing_template_stops_start_up_loudly(tmp_path, monkeypatch):
         assert status == 1 and f"PROBLEM: templates: {broken / 'email' / 'ack.txt'}: not found" in out
     finally:
         templating.environment.cache_clear()
+
+
+def test_an_installed_wheel_carries_its_templates_and_runs_the_samples(tmp_path):
+    """`pip install .` (a wheel), not the checkout: the daemon finds its letters and the samples
+    become tickets with acknowledgements. Built from a copy of the sources, installed into a
+    folder of its own, and run with this interpreter's libraries but not the checkout's code."""
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source)
+    for name in ("inboxdesk", "mailflow", "bot", "storage", "templates"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    wheels, target = tmp_path / "wheels", tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(source)],
+                   check=True, timeout=300)
+    [wheel] = wheels.glob("inboxdesk-*.whl")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
+                    str(wheel)], check=True, timeout=300)
+
+    work = _checkout(tmp_path)
+    _copy_samples(work)
+    env = dict(os.environ, INBOXDESK_CONFIG="", PYTHONPATH=str(target))
+    where = subprocess.run([sys.executable, "-c", "import inboxdesk, sys; print(inboxdesk.__file__)"],
+                           cwd=work, env=env, capture_output=True, text=True, check=True)
+    assert where.stdout.startswith(str(target)), where.stdout  # the wheel's code, not the checkout's
+    done = subprocess.run([sys.executable, "-m", "inboxdesk.cli", "run", "--once"], cwd=work, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+    config = work / "settings.toml"
+    assert sorted(r["disposition"] for r in cli_json(config, "inbound", "list")) == [
+        "autoreply", "filtered", "ticket", "ticket", "ticket"]
+    letters = cli_json(config, "outbox", "list")
+    assert sorted(o["purpose"] for o in letters) == ["ack", "ack", "ack", "department_new"]
+    assert {o["status"] for o in letters} == {"sent"}
+    assert len(list((work / "var" / "outbound" / "new").iterdir())) == 4
+
+
+def test_the_wheel_lists_every_package_and_the_start_up_check_every_letter():
+    """What keeps the wheel whole: pyproject's explicit package list holds every package of the
+    tree, and the start-up template check knows every letter in templates/email."""
+    import tomllib
+
+    from setuptools import find_packages
+
+    from inboxdesk.templating import EMAILS
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = set(find_packages(ROOT, include=["inboxdesk*", "mailflow*", "bot*", "storage*"]))
+    assert listed == found | {"inboxdesk.templates"}
+    letters = {p.name.split(".")[0] for p in (ROOT / "templates" / "email").glob("*.txt")
+               if not p.name.startswith("_")}
+    assert set(EMAILS) == letters
