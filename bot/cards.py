@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.callbacks import CallbackSigner
-from inboxdesk import domain
+from inboxdesk import domain, localtime
 from inboxdesk.desk import size_text
-from inboxdesk.desk_base import as_utc
+from inboxdesk.localtime import as_utc
 from inboxdesk.settings import Settings
 from inboxdesk.workflow import PRIORITIES, priority_label
 from storage.models import Attachment, Ticket, TicketMessage
@@ -68,7 +68,7 @@ def display_zone(settings: Settings) -> ZoneInfo:
 
 
 def when(at: datetime | None, zone: ZoneInfo) -> str:
-    return as_utc(at).astimezone(zone).strftime("%d.%m.%Y %H:%M") if at else ""
+    return localtime.minute(at, zone)
 
 
 def files_line(files: Iterable[Attachment], limit: int = 20) -> str:

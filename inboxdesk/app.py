@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from inboxdesk.desk import Desk
 from inboxdesk.settings import MailboxSettings, Settings
@@ -25,6 +26,7 @@ class App:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.zone = ZoneInfo(settings.worktime.tz)  # every time shown to a person is in it
 
     @cached_property
     def db(self) -> Database:

@@ -11,15 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from functools import cached_property
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from inboxdesk import domain
+from inboxdesk import domain, localtime
 from inboxdesk.appeal_fields import EMAIL, FIELDS, TOPIC, AppealFields, valid_email
-from inboxdesk.desk_base import as_utc
 from inboxdesk.letters import AUTO_GENERATED, OutgoingEmail, OutgoingFile
+from inboxdesk.localtime import as_utc
 from inboxdesk.settings import MailboxSettings
 from inboxdesk.staff import StaffMember
 from inboxdesk.staff_actions import StaffActions
@@ -42,12 +41,7 @@ class AppealActions(StaffActions):
 
     def local_date(self, at: datetime | None) -> str:
         """`16.12.2026`: the local day of `at`; for a deadline, its last day (it expires at 24:00)."""
-        if at is None:
-            return ""
-        local = as_utc(at).astimezone(ZoneInfo(self.settings.worktime.tz))
-        if local.hour == local.minute == local.second == local.microsecond == 0:
-            local -= timedelta(microseconds=1)  # 00:00 is the end of the day before
-        return local.strftime("%d.%m.%Y")
+        return localtime.day(at, self.calendar.tz)
 
     def _term(self, start: datetime, days: int) -> datetime:
         """When a 59-FZ term of `days` calendar days from `start` runs out (issue 5's calendar)."""

@@ -11,10 +11,11 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from inboxdesk import cli_desk, views
+from inboxdesk import cli_desk, localtime, views
 from inboxdesk.app import App
 from inboxdesk.daemon import Daemon
 from inboxdesk.settings import SettingsError, load_settings
@@ -37,16 +38,6 @@ def _print(data: Any, as_json: bool, table: Callable[[Any], str]) -> None:
         print(table(data))
 
 
-def _rows(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
-    if not rows:
-        return "(none)"
-    cells = [[str(r.get(c) if r.get(c) is not None else "") for c in columns] for r in rows]
-    widths = [min(60, max(len(c), *(len(row[i]) for row in cells))) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
-    lines += ["  ".join(v[:w].ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
-    return "\n".join(lines)
-
-
 # -- commands -----------------------------------------------------------------------------------
 
 def cmd_run(app: App, args: argparse.Namespace) -> int:
@@ -65,8 +56,10 @@ def cmd_ingest(app: App, args: argparse.Namespace) -> int:
         except OSError as exc:
             raise CommandError(f"cannot read {exc.filename}: {exc.strerror}") from None
     stats = app.intake.ingest(box, raws)
+    # A new record from an appeals mailbox is an appeal, though its disposition is `ticket`.
+    named = {"ticket": "appeal"} if box.kind == "appeals" else {}
     print(f"{stats.recorded} recorded: " + (", ".join(
-        f"{k} {v}" for k, v in sorted(stats.dispositions.items())) or "nothing new"))
+        f"{named.get(k, k)} {v}" for k, v in sorted(stats.dispositions.items())) or "nothing new"))
     return 0
 
 
@@ -86,10 +79,10 @@ def cmd_tickets_list(app: App, args: argparse.Namespace) -> int:
             columns = ["id", "status", "overdue_since", "requester_email", "subject"]
         rows = []
         for t in s.scalars(query):
-            rows.append(views.ticket_summary(t))
+            rows.append(views.ticket_summary(t, app.zone))
             if args.overdue:
-                rows[-1]["overdue_since"] = views.iso(missed_deadline(t, now))
-    _print(rows, args.json, lambda r: _rows(r, columns))
+                rows[-1]["overdue_since"] = localtime.iso(missed_deadline(t, now), app.zone)
+    _print(rows, args.json, lambda r: views.table(_readable(r, app.zone), columns))
     return 0
 
 
@@ -98,24 +91,31 @@ def cmd_tickets_show(app: App, args: argparse.Namespace) -> int:
         ticket = s.scalar(select(Ticket).where(Ticket.public_id == args.id))
         if ticket is None:
             raise CommandError(f"no ticket {args.id}")
-        view = views.ticket_detail(s, ticket)
-    _print(view, args.json, _ticket_text)
+        view = views.ticket_detail(s, ticket, app.zone)
+    _print(view, args.json, lambda v: _ticket_text(v, app.zone))
     return 0
 
 
-def _ticket_text(v: dict[str, Any]) -> str:
-    lines = [f"{v['id']}  {v['status']}  {v['subject']}",
-             f"от: {v['requester_name']} <{v['requester_email']}>"]
-    lines += views.detail_lines(v)
+def _readable(rows: list[dict[str, Any]], zone: ZoneInfo) -> list[dict[str, Any]]:
+    """Rows with their times as a person reads them (the JSON keeps ISO 8601)."""
+    times = ("created_at", "sent_at", "received_at", "overdue_since", "accept_due_at")
+    return [{k: views.shown(v, zone) if k in times and v else v for k, v in r.items()} for r in rows]
+
+
+def _ticket_text(v: dict[str, Any], zone: ZoneInfo) -> str:
+    lines = [f"{v['id']}  {views.KIND_NAMES.get(v['kind'], v['kind'])}  «{v['status']}»  {v['subject']}",
+             f"от: {views.requester(v)}", f"получено: {views.shown(v['created_at'], zone)}"]
+    lines += views.detail_lines(v, zone)
     for m in v["messages"]:
-        lines += ["", f"--- {m['direction']} {m['at']} {m['from']}: {m['subject']}", m["body"].rstrip()]
+        lines += ["", f"--- {m['direction']} {views.shown(m['at'], zone)} {m['from']}: {m['subject']}",
+                  m["body"].rstrip()]
         lines += [f"  [файл] {a['filename']} ({a['size']} B){'' if a['stored'] else ' — не сохранён'}"
                   for a in m["attachments"]]
     lines += ["", "письма:"] + [f"  #{o['id']} {o['purpose']} -> {', '.join(o['to'])}: {o['status']}"
                                + (f" ({o['last_error']})" if o["last_error"] else "") for o in v["outbox"]]
     lines += ["", "события:"]
-    lines += [f"  {e['at']} {e['actor']} {e['action']} {e['from'] or ''} -> {e['to'] or ''}"
-              for e in v["events"]]
+    lines += [f"  {views.shown(e['at'], zone)} {e['actor']} {e['action']} "
+              f"{e['from'] or ''} -> {e['to'] or ''}" for e in v["events"]]
     return "\n".join(lines)
 
 
@@ -125,9 +125,9 @@ def cmd_inbound_list(app: App, args: argparse.Namespace) -> int:
         query = select(InboundMessage).order_by(InboundMessage.id)
         if args.disposition:
             query = query.where(InboundMessage.disposition == args.disposition)
-        rows = [views.inbound_view(r, ids) for r in s.scalars(query)]
-    _print(rows, args.json, lambda r: _rows(r, ["id", "mailbox", "disposition", "ticket_id", "from",
-                                                  "subject", "reasons"]))
+        rows = [views.inbound_view(r, app.zone, ids) for r in s.scalars(query)]
+    _print(rows, args.json, lambda r: views.table(_readable(r, app.zone), [
+        "id", "mailbox", "received_at", "disposition", "ticket_id", "from", "subject", "reasons"]))
     return 0
 
 
@@ -137,9 +137,9 @@ def cmd_outbox_list(app: App, args: argparse.Namespace) -> int:
         query = select(OutboxItem).order_by(OutboxItem.id)
         if args.status:
             query = query.where(OutboxItem.status == args.status)
-        rows = [views.outbox_view(o, ids) for o in s.scalars(query)]
-    _print(rows, args.json, lambda r: _rows(r, ["id", "channel", "status", "attempts", "to", "subject",
-                                                  "last_error"]))
+        rows = [views.outbox_view(o, app.zone, ids) for o in s.scalars(query)]
+    _print(rows, args.json, lambda r: views.table(_readable(r, app.zone), [
+        "id", "channel", "purpose", "status", "attempts", "to", "subject", "last_error"]))
     return 0
 
 

@@ -18,7 +18,7 @@ from inboxdesk import domain, views, workflow
 from inboxdesk.app import App
 from inboxdesk.letters import OutgoingFile
 from inboxdesk.staff import StaffMember, add_member, remove_member
-from inboxdesk.workflow import Refused
+from inboxdesk.workflow import HeldByOther, Refused
 from storage.models import Ticket
 
 
@@ -59,11 +59,16 @@ def _act(app: App, args: argparse.Namespace) -> int:
         ticket, what = _operate(app, s, args)
     # Printed after the commit: what the user reads has happened.
     if args.json:
-        print(json.dumps(views.ticket_summary(ticket), ensure_ascii=False, indent=2))
+        print(json.dumps(views.ticket_summary(ticket, app.zone), ensure_ascii=False, indent=2))
     else:
         who = f", исполнитель {ticket.assignee}" if ticket.assignee else ""
         print(f"{ticket.public_id}: {what}; статус «{ticket.status}»{who}")
     return 0
+
+
+def _said(ticket: Ticket, feminine: str, neuter: str) -> str:
+    """The past participle that agrees with the record: заявка взята, обращение взято."""
+    return neuter if ticket.kind == domain.APPEAL else feminine
 
 
 def _operate(app: App, s: Session, args: argparse.Namespace) -> tuple[Ticket, str]:
@@ -73,14 +78,17 @@ def _operate(app: App, s: Session, args: argparse.Namespace) -> tuple[Ticket, st
         text = _read_text(args, "text", "text_file") or ""
         ticket = desk.register_phone_request(s, actor, args.mailbox, args.name, args.email or "",
                                              args.phone or "", args.subject, text)
-        return ticket, "зарегистрирована по звонку"
+        return ticket, _said(ticket, "зарегистрирована по звонку", "зарегистрировано по звонку")
     ticket = _ticket(app, s, args.id)
     if args.op == "take":
-        desk.take(s, ticket, actor)
-        return ticket, "взята в работу"
+        try:
+            desk.take(s, ticket, actor, force=args.force)
+        except HeldByOther as exc:
+            raise Refused(f"{exc}: ticket take {ticket.public_id} --as {actor.name} --force") from None
+        return ticket, _said(ticket, "взята в работу", "взято на рассмотрение")
     if args.op == "assign":
         desk.assign(s, ticket, actor, args.assignee)
-        return ticket, f"назначена на {args.assignee}"
+        return ticket, _said(ticket, "назначена на ", "назначено на ") + args.assignee
     if args.op == "reply":
         desk.reply(s, ticket, actor, _read_text(args, "text", "text_file") or "", _files(args.attach))
         return ticket, "ответ поставлен в очередь отправки"
@@ -89,13 +97,18 @@ def _operate(app: App, s: Session, args: argparse.Namespace) -> tuple[Ticket, st
         return ticket, "заметка добавлена"
     if args.op in ("status", "complete"):
         status = args.status if args.op == "status" else domain.APPEAL_DONE
+        before = ticket.status
         desk.change_status(s, ticket, actor, status, comment=getattr(args, "comment", None),
                            answer_text=_read_text(args, "answer", "answer_file"),
                            answer_files=_files(args.attach))
-        return ticket, "статус изменён"
+        if before == domain.APPEAL_NEW and ticket.status == domain.APPEAL_DONE:
+            # APL-5: the department's letter is about the step from `На рассмотрении`, so it was
+            # recorded on the way; the person should know it happened.
+            return ticket, f"статус изменён: «{before}» → «{domain.APPEAL_IN_REVIEW}» → «{ticket.status}»"
+        return ticket, f"статус изменён: «{before}» → «{ticket.status}»"
     if args.op == "priority":
         desk.set_priority(s, ticket, actor, args.priority, args.impact)
-        return ticket, f"приоритет {workflow.priority_label(args.priority)}, влияние «{args.impact}»"
+        return ticket, f"приоритет {workflow.priority_label(ticket.priority)}, влияние «{ticket.impact}»"
     if args.op == "escalate":
         desk.escalate(s, ticket, actor, args.comment)
         return ticket, "эскалирована на вторую линию"
@@ -107,12 +120,11 @@ def _operate(app: App, s: Session, args: argparse.Namespace) -> tuple[Ticket, st
 
 def cmd_find(app: App, args: argparse.Namespace) -> int:
     with app.db.sessions() as s:
-        rows = [views.ticket_summary(t) for t in app.desk.find(s, args.text)]
+        rows = [views.ticket_summary(t, app.zone) for t in app.desk.find(s, args.text)]
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
     else:
-        print("\n".join(f"{r['id']}  {r['status']}  {r['requester_email']}  {r['subject']}" for r in rows)
-              or "(ничего не найдено)")
+        print(views.table(rows, ["id", "status", "requester_email", "subject"], empty="(ничего не найдено)"))
     return 0
 
 
@@ -139,8 +151,8 @@ def cmd_staff(app: App, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
     else:
-        print("\n".join(f"{r['name']}  {r['role']}  {r['telegram_id'] or ''}  {r['email']}  ({r['source']})"
-                        for r in rows) or "(нет сотрудников)")
+        print(views.table(rows, ["name", "role", "telegram_id", "email", "full_name", "source"],
+                          empty="(нет сотрудников)"))
     return 0
 
 
@@ -172,7 +184,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.set_defaults(func=_act)
         return p
 
-    op("take", "assign to yourself and take into work")
+    op("take", "assign to yourself and take into work").add_argument(
+        "--force", action="store_true", help="take it even though another staff member holds it")
     op("assign", "assign to a staff member").add_argument("assignee")
     p = op("reply", "email the sender, threaded to the ticket")
     _text_options(p, required=True)
@@ -184,8 +197,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     _answer_options(p)
     _answer_options(op("complete", "complete an appeal: Выполнено (APL-5)"))
     p = op("priority", "set priority 1-4 and impact (MAIL-6)")
-    p.add_argument("priority", type=int)
-    p.add_argument("--impact", required=True)
+    p.add_argument("priority", type=int, choices=sorted(workflow.PRIORITIES))
+    p.add_argument("--impact", required=True, help=f"any case; by priority: {workflow.pairs_text()}")
     op("escalate", "hand to the second line (MAIL-10)").add_argument("--comment")
     p = op("new", "register a request taken by phone (MAIL-11)", with_id=False)
     p.add_argument("--mailbox", required=True, help="mailbox name: help, appeals, ...")

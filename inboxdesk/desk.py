@@ -20,9 +20,10 @@ from inboxdesk import domain, workflow
 from inboxdesk.acceptance import ESCALATED, acceptance_clock
 from inboxdesk.appeal_fields import extract, valid_email
 from inboxdesk.appeals import AppealActions
-from inboxdesk.desk_base import SYSTEM, as_utc
+from inboxdesk.desk_base import SYSTEM
 from inboxdesk.form_check import FormCheck, check_request
 from inboxdesk.letters import OutgoingFile
+from inboxdesk.localtime import as_utc
 from inboxdesk.settings import MailboxSettings, SettingsError
 from inboxdesk.staff import StaffDirectory, StaffMember
 from inboxdesk.templating import render_email

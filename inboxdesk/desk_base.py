@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from inboxdesk import domain
@@ -152,8 +152,11 @@ class DeskBase:
         def matches(column: Any) -> Any:  # a column expression
             return or_(*(column.ilike(p, escape="\\") for p in patterns))
 
-        in_body = select(TicketMessage.ticket_id).where(
-            TicketMessage.direction.in_(("in", "out")), matches(TicketMessage.body))
+        # What people wrote: the senders' mail and the staff's answers, not our form letters
+        # (acknowledgements, the form reminder), which every record would match alike.
+        written = or_(TicketMessage.direction == "in",
+                      and_(TicketMessage.direction == "out", TicketMessage.author.is_not(None)))
+        in_body = select(TicketMessage.ticket_id).where(written, matches(TicketMessage.body))
         found = list(session.scalars(select(Ticket).where(or_(
             matches(Ticket.public_id), matches(Ticket.subject), matches(Ticket.requester_email),
             matches(Ticket.requester_name), Ticket.id.in_(in_body),
@@ -181,11 +184,6 @@ class DeskBase:
             ticket_id=ticket.id if ticket else None, inbound_id=inbound_id, actor=actor, action=action,
             from_value=from_value, to_value=to_value,
             detail={k: v for k, v in detail.items() if v is not None}, at=self.clock()))
-
-
-def as_utc(at: datetime) -> datetime:
-    """`at` with its zone: SQLite hands timestamps back without one, and they were written as UTC."""
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def _sha256(content: bytes) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from inboxdesk import domain, workflow
@@ -14,8 +15,8 @@ from inboxdesk.desk_base import DeskBase
 from inboxdesk.letters import AUTO_GENERATED, OutgoingFile
 from inboxdesk.staff import StaffMember
 from inboxdesk.templating import render_email
-from inboxdesk.workflow import Refused
-from storage.models import Ticket, TicketMessage
+from inboxdesk.workflow import HeldByOther, Refused
+from storage.models import AuditEvent, Ticket, TicketMessage
 
 
 class StaffActions(DeskBase):
@@ -33,11 +34,14 @@ class StaffActions(DeskBase):
 
     # -- ownership -------------------------------------------------------------------------------
 
-    def take(self, s: Session, ticket: Ticket, actor: StaffMember) -> Ticket:
-        """Assign `ticket` to `actor` and move it into work."""
+    def take(self, s: Session, ticket: Ticket, actor: StaffMember, force: bool = False) -> Ticket:
+        """Assign `ticket` to `actor` and move it into work; one someone else holds only with `force`."""
         target = workflow.IN_WORK[ticket.kind]
         if ticket.assignee == actor.name and ticket.status == target:
             raise Refused(f"{ticket.public_id} уже в работе у вас")
+        if ticket.assignee and ticket.assignee != actor.name and not force:
+            raise HeldByOther(f"{ticket.public_id} у {ticket.assignee} (статус «{ticket.status}»); "
+                              "забрать себе можно только явно")
         if ticket.status != target:
             workflow.check_transition(ticket.kind, ticket.status, target)
         self._set_assignee(s, ticket, actor, actor.name)
@@ -119,7 +123,8 @@ class StaffActions(DeskBase):
                        answer_text: str | None = None, files: Sequence[OutgoingFile] = ()) -> None:
         """The sender's letter about a status change, if configured; an answer is always sent."""
         answer = (answer_text or "").strip()
-        if status not in self.settings.desk.notify_statuses and not answer and not files:
+        if not answer and not files and not (comment or "").strip() and (
+                status not in self.settings.desk.notify_statuses or self._told_this_round(s, ticket, status)):
             return
         template = workflow.SENDER_NOTICES.get(status, "status_changed")
         subject, body = render_email(template, ticket=ticket, status=status, comment=(comment or "").strip(),
@@ -127,12 +132,22 @@ class StaffActions(DeskBase):
                                      institution=self.settings.institution.name)
         self.letter_to_requester(s, ticket, "status", subject, body, files, auto=AUTO_GENERATED)
 
+    def _told_this_round(self, s: Session, ticket: Ticket, status: str) -> bool:
+        """Was `ticket` already in `status` (ONCE_PER_ROUND) since it arrived or was last reopened?
+        The change being made now is the last status event, so it is not counted."""
+        if status not in workflow.ONCE_PER_ROUND:
+            return False
+        changes = list(s.scalars(select(AuditEvent.to_value).where(
+            AuditEvent.ticket_id == ticket.id, AuditEvent.action == "status").order_by(AuditEvent.id)))[:-1]
+        since = max((i for i, to in enumerate(changes) if to in workflow.FINISHED), default=-1)
+        return status in changes[since + 1:]
+
     def set_priority(self, s: Session, ticket: Ticket, actor: StaffMember, priority: int,
                      impact: str) -> Ticket:
         """Set priority and impact as a pair from the regulation's table (MAIL-6)."""
         if ticket.kind != domain.TICKET:
             raise Refused("Приоритет и влияние есть только у заявок техподдержки")
-        workflow.check_pair(priority, impact)
+        impact = workflow.check_pair(priority, impact)
         if (ticket.priority, ticket.impact) == (priority, impact):
             raise Refused(f"У {ticket.public_id} уже приоритет {priority} и влияние «{impact}»")
         old = _pair_text(ticket.priority, ticket.impact)

@@ -44,10 +44,11 @@ from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from inboxdesk import domain
+from inboxdesk import domain, localtime
 from inboxdesk.desk import Desk
-from inboxdesk.desk_base import SYSTEM, as_utc
+from inboxdesk.desk_base import SYSTEM
 from inboxdesk.letters import AUTO_GENERATED
+from inboxdesk.localtime import as_utc
 from inboxdesk.templating import render_email
 from storage.db import Database
 from storage.models import AuditEvent, DeadlineAlert, OutboxItem, Ticket, utcnow
@@ -353,7 +354,7 @@ class Timers:
         return item.id
 
     def _when(self, at: datetime) -> str:
-        return as_utc(at).astimezone(self.calendar.tz).strftime("%d.%m.%Y %H:%M")
+        return localtime.minute(at, self.calendar.tz)
 
 
 def _current(points: list[Point], now: datetime) -> Point | None:

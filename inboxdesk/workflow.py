@@ -11,6 +11,10 @@ class Refused(Exception):
     """An operation that is not allowed; the message is one Russian line for the person."""
 
 
+class HeldByOther(Refused):
+    """`take` of a record someone else holds: allowed only when asked for explicitly."""
+
+
 # Where a status may go by a staff member's hand. A change not listed here is refused.
 TRANSITIONS: dict[str, dict[str, tuple[str, ...]]] = {
     d.TICKET: {
@@ -41,6 +45,10 @@ ON_ESCALATE = {d.TICKET_ASSIGNED: d.TICKET_NEW}
 # A sender's mail to a ticket in these statuses changes it (MAIL-5).
 WAITING_FOR_SENDER = frozenset({d.TICKET_FEEDBACK})
 FINISHED = frozenset({d.TICKET_RESOLVED, d.TICKET_CLOSED})
+
+# Told to the sender once per round of work (from arrival or a reopening until it is finished):
+# a ticket handed between staff, or back from `Обратная связь`, was already "taken into work".
+ONCE_PER_ROUND = frozenset({d.TICKET_IN_WORK, d.APPEAL_IN_REVIEW})
 
 # Letters to the sender on a status change (templates/email/<name>.*); which of them are sent is
 # `[desk] notify_statuses`.
@@ -96,11 +104,20 @@ def allowed_impacts(priority: int) -> list[str]:
     return list(PAIRS.get(priority, ()))
 
 
-def check_pair(priority: int, impact: str) -> None:
-    """Refuse a priority/impact pair outside the regulation's table, naming the allowed values."""
+def check_pair(priority: int, impact: str) -> str:
+    """The impact as the regulation spells it (typed in any case), if the pair is in its table;
+    else refuse, naming the allowed values."""
     if priority not in PRIORITIES:
         names = ", ".join(f"{n} ({name})" for n, name in PRIORITIES.items())
         raise Refused(f"Приоритет {priority} не существует; допустимы: {names}")
-    if impact not in PAIRS[priority]:
-        raise Refused(f"Влияние «{impact}» не подходит к приоритету {priority} «{PRIORITIES[priority]}»; "
-                      f"допустимо: {', '.join(PAIRS[priority])}")
+    typed = " ".join(impact.split()).casefold()
+    for allowed in PAIRS[priority]:
+        if allowed.casefold() == typed:
+            return allowed
+    raise Refused(f"Влияние «{impact}» не подходит к приоритету {priority} «{PRIORITIES[priority]}»; "
+                  f"допустимо: {', '.join(PAIRS[priority])}")
+
+
+def pairs_text() -> str:
+    """The MAIL-6 table in one line, for help texts."""
+    return "; ".join(f"{n} {PRIORITIES[n]}: {', '.join(impacts)}" for n, impacts in PAIRS.items())

@@ -296,6 +296,9 @@ def test_bot_api_errors_lose_nothing(desk_config, dovecot, smtp_server, api, cap
             api.press(IVANOV, STAFF_CHAT, card.message_id, card.button("Взять"))  # polling works
             await until(lambda: "Исполнитель: ivanov" in card.visible)
             await until(lambda: len(smtp_server.messages) == 3)
+            # Every card row ends up sent (the edit after "Взять" may still be on its way).
+            await until(lambda: {r["status"] for r in cli_json(config, "outbox", "list")
+                                 if r["channel"] == "telegram"} == {"sent"})
         assert len(cards(api, "Первая")) == 1 and len(cards(api, "Вторая")) == 1
         rows = [r for r in cli_json(config, "outbox", "list") if r["channel"] == "telegram"]
         assert rows and all(r["status"] == "sent" for r in rows)

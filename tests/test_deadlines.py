@@ -158,10 +158,10 @@ def test_warnings_and_overdue_alert_reach_the_staff_chat_once_each_across_restar
         said = chat_alerts()
         assert len(said) == 3, said
         assert said[0].startswith(f"⏰ {late}: до срока принятия в работу осталось 2 ч рабочего времени "
-                                  "— срок 16.11.2026 17:00.")
+                                  "— срок 16.11.2026 17:00 MSK.")
         assert said[1].startswith(f"⏰ {late}: до срока принятия в работу осталось 30 мин")
         assert said[2].startswith(f"🔴 {late}: заявка не принята в работу в срок — "
-                                  "срок 16.11.2026 17:00 истёк")
+                                  "срок 16.11.2026 17:00 MSK истёк")
         assert "«Не открывается расписание врача»" in said[0] and "Новая" in said[0]
         assert all(on_time not in text for text in said)
         rows = json.loads(cli(world.config, "outbox", "list", "--json")[1])

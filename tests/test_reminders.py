@@ -146,9 +146,9 @@ def test_reminders_and_automatic_closing_at_the_configured_times(world, smtp_ser
         world.at(when).run_once()
     assert len(reminders()) == 2
     assert [text.split("\n")[0] for text in world.alerts()] == [
-        f"✉️ <b>{tid}</b>: заявка ждёт ответа заявителя 2 раб. дн. (с 03.11.2026 10:00); "
+        f"✉️ <b>{tid}</b>: заявка ждёт ответа заявителя 2 раб. дн. (с 03.11.2026 10:00 MSK); "
         "заявителю отправлено напоминание.",
-        f"✉️ <b>{tid}</b>: заявка ждёт ответа заявителя 5 раб. дн. (с 03.11.2026 10:00); "
+        f"✉️ <b>{tid}</b>: заявка ждёт ответа заявителя 5 раб. дн. (с 03.11.2026 10:00 MSK); "
         "заявителю отправлено напоминание."]
     assert [e for e in world.events(tid) if e[1] == "reminder"] == [
         ("system", "reminder", None, "2d"), ("system", "reminder", None, "5d")]
