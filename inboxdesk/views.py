@@ -141,11 +141,13 @@ def _acceptance_line(d: dict[str, Any], zone: ZoneInfo) -> str:
 
 
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str], empty: str = "(нет)") -> str:
-    """Rows under a header line; lists are joined, long cells end with "…" at a word boundary."""
+    """Rows under a header line; lists are joined, long cells end with "…" at a word boundary
+    (except in the last column, which has the rest of the line)."""
     if not rows:
         return empty
     cells = [[cell(r.get(c)) for c in columns] for r in rows]
-    widths = [min(60, max(len(c), *(len(row[i]) for row in cells))) for i, c in enumerate(columns)]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    widths = [min(60, w) for w in widths[:-1]] + widths[-1:]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
     lines += ["  ".join(_fit(v, w).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
               for row in cells]

@@ -12,12 +12,17 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
+import pytest
+
+from inboxdesk.cli import main
 from inboxdesk.settings import load_settings
 from tests.bot_world import STAFF_CHAT, STRANGER, bot_said, daemon_running, until
 from tests.botapi import BotApiServer
-from tests.story import cli, cli_json, write_settings
+from tests.desk_world import APPEALS, World, body_lines
+from tests.story import cli, cli_json, letter, write_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -292,3 +297,155 @@ def test_the_wheel_lists_every_package_and_the_start_up_check_every_letter():
     letters = {p.name.split(".")[0] for p in (ROOT / "templates" / "email").glob("*.txt")
                if not p.name.startswith("_")}
     assert set(EMAILS) == letters
+
+
+# -- times people read ------------------------------------------------------------------------------
+
+@pytest.fixture
+def world(tmp_path, db_url, dovecot, smtp_server, monkeypatch) -> World:
+    return World(tmp_path, db_url, dovecot, smtp_server, monkeypatch)
+
+
+def test_times_people_read_are_local_labelled_and_to_the_minute(world, smtp_server):
+    """MAIL-7, APL-6: `tickets show` gives the acceptance deadline in Moscow time with its label and
+    the appeal's answer term as the same day the applicant's letter names; JSON keeps ISO 8601 with
+    the local offset, to the second."""
+    world.send_help(letter(subject="Не открывается расписание врача"))
+    world.send_appeal(letter(sender="ivanov@mail.example", name="Иванов Иван Иванович", to=APPEALS,
+                             subject="Запись к врачу", body="Прошу помочь с записью к врачу."))
+    world.run_once()
+    ticket, appeal = sorted(world.tickets(), key=lambda t: t["kind"], reverse=True)
+
+    shown = world.ok("tickets", "show", ticket["id"])
+    due = datetime.fromisoformat(shown["accept_due_at"])
+    assert shown["accept_due_at"].endswith("+03:00") and due.microsecond == 0
+    assert all("." not in e["at"] for e in shown["events"])  # no microseconds anywhere
+    status, text, _ = world.run("tickets", "show", ticket["id"])
+    assert status == 0
+    assert f"срок принятия в работу: {due:%d.%m.%Y %H:%M} MSK" in text.splitlines()
+    assert f"получено: {datetime.fromisoformat(shown['created_at']):%d.%m.%Y %H:%M} MSK" in text
+
+    [ack] = [m for m in world.letters_to("ivanov@mail.example")]
+    [promised] = [line for line in body_lines(ack.message) if line.startswith("Срок ответа: до ")]
+    day = promised.removeprefix("Срок ответа: до ").split()[0]
+    status, text, _ = world.run("tickets", "show", appeal["id"])
+    assert f"срок ответа: до {day}" in text.splitlines()
+    assert "T21:00" not in text and "+00:00" not in text
+
+
+# -- surprises at the desk ------------------------------------------------------------------------------
+
+def _new_ticket(world: World, subject: str = "Не открывается расписание врача") -> str:
+    world.send_help(letter(subject=subject))
+    world.run_once()
+    return world.tickets()[-1]["id"]
+
+
+def test_taking_a_ticket_someone_else_holds_needs_force(world):
+    """MAIL-5: `ticket take` of a ticket petrov holds is refused with how to insist; with
+    `--force` ivanova takes it, audited as a change of assignee."""
+    world.configure('\n[[staff]]\nname = "sidorov"\nrole = "operator"\n')
+    tid = _new_ticket(world)
+    world.ok("ticket", "take", tid, "--as", "petrov")
+
+    refusal = world.refused("ticket", "take", tid, "--as", "ivanova")
+    assert refusal == (f"{tid} у petrov (статус «Рассматривается»); забрать себе можно только явно: "
+                       f"ticket take {tid} --as ivanova --force")
+    assert world.ticket(tid)["assignee"] == "petrov"
+
+    taken = world.ok("ticket", "take", tid, "--as", "ivanova", "--force")
+    assert taken["assignee"] == "ivanova"
+    assert ("ivanova", "assigned", "petrov", "ivanova") in [
+        (e["actor"], e["action"], e["from"], e["to"]) for e in world.ticket(tid)["events"]]
+
+
+def test_completing_a_new_appeal_says_it_passed_through_review(world):
+    """APL-5: `ticket complete` on a `Новое` appeal records `На рассмотрении` on the way and says so;
+    the CLI speaks of an appeal in the neuter (обращение взято, зарегистрировано)."""
+    world.send_appeal(letter(sender="ivanov@mail.example", name="Иванов Иван Иванович", to=APPEALS,
+                             subject="Запись к врачу", body="Прошу помочь с записью к врачу."))
+    world.run_once()
+    [appeal] = world.tickets()
+    status, out, _ = world.run("ticket", "complete", appeal["id"], "--as", "ivanova", "--answer", "Записали.")
+    assert status == 0
+    assert out == (f"{appeal['id']}: статус изменён: «Новое» → «На рассмотрении» → «Выполнено»; "
+                   "статус «Выполнено», исполнитель ivanova\n")
+
+    status, out, _ = world.run("ticket", "new", "--as", "ivanova", "--mailbox", "appeals", "--name",
+                               "Сидорова Анна", "--phone", "+7 978 000-00-01", "--subject", "Звонок",
+                               "--text", "Жалоба на запись")
+    assert status == 0 and "зарегистрировано по звонку" in out
+    phoned = world.tickets()[-1]["id"]
+    status, out, _ = world.run("ticket", "take", phoned, "--as", "petrov")
+    assert status == 0 and "взято на рассмотрение" in out
+
+
+def test_taken_into_work_is_told_once_per_round(world, smtp_server):
+    """OUT-2, MAIL-5: handed between staff, asked a question and answered, a ticket sends
+    "Заявка принята в работу" once; after it is resolved and reopened, once more."""
+    tid = _new_ticket(world)
+    world.ok("ticket", "take", tid, "--as", "ivanova")
+    world.ok("ticket", "assign", tid, "petrov", "--as", "ivanova")
+    world.ok("ticket", "take", tid, "--as", "petrov")
+    world.ok("ticket", "status", tid, "Обратная связь", "--as", "petrov", "--comment", "Какой кабинет?")
+    world.ok("ticket", "status", tid, "Рассматривается", "--as", "petrov")
+    world.ok("ticket", "status", tid, "Решена", "--as", "petrov", "--answer", "Готово.")
+    world.ok("ticket", "status", tid, "Рассматривается", "--as", "petrov")  # reopened: news again
+    world.run_once()
+    subjects = [m.message["Subject"].split("]", 1)[1].split(":")[0].strip() for m in smtp_server.messages]
+    assert subjects == ["Заявка зарегистрирована", "Заявка принята в работу", "Нужен ваш ответ по заявке",
+                        "Заявка решена", "Заявка принята в работу"]
+
+
+def test_impact_is_typed_in_any_case_and_listed_in_help(world, capsys):
+    """MAIL-6: `--impact большое` is the regulation's «Большое»; --help lists every pair."""
+    tid = _new_ticket(world)
+    changed = world.ok("ticket", "priority", tid, "2", "--impact", "большое", "--as", "ivanova")
+    assert changed["impact"] == "Большое"
+    with pytest.raises(SystemExit):
+        main(["ticket", "priority", "--help"])
+    helped = " ".join(capsys.readouterr().out.split())
+    assert "2 Высокий: Малое, Большое" in helped
+    assert "4 Низкий: Текст/опечатка, Нововведение, Настройка" in helped
+
+
+def test_find_matches_what_people_wrote_not_our_form_letters(world):
+    """`ticket find` looks in the senders' mail and staff answers; the words of our own
+    acknowledgement (sent on every ticket) find nothing."""
+    tid = _new_ticket(world)
+    world.ok("ticket", "reply", tid, "--as", "ivanova", "--text", "Проверяем шаблон кабинета 214.")
+    assert world.ok("ticket", "find", "кабинета 214") and world.ok("ticket", "find", "Сидорова")
+    assert world.ok("ticket", "find", "сформировано автоматически") == []  # the ack's footer
+
+
+def test_lists_read_as_tables(world):
+    """`inbound list` and `staff list` have headers, no Python reprs, and cut long cells at a word
+    with "…"; a phone ticket without an address shows the phone, never `<>`; `ingest` into the
+    appeals mailbox speaks of an appeal; `--version` answers."""
+    world.send_help(letter(subject="Очень длинная тема письма, " * 6))
+    world.send_help(letter(sender="x@evil.example", subject="Спам"))
+    world.run_once()
+    status, out, _ = world.run("inbound", "list")
+    header, *rows = out.splitlines()
+    assert header.split() == ["id", "mailbox", "received_at", "disposition", "ticket_id", "from", "subject",
+                              "reasons"]
+    assert "['" not in out and "…" in out
+    assert any("filtered" in r and "sev.gov.ru" in r for r in rows)
+
+    status, out, _ = world.run("staff", "list")
+    assert out.splitlines()[0].split() == ["name", "role", "telegram_id", "email", "full_name", "source"]
+    assert "ivanova" in out.splitlines()[1]
+
+    phoned = world.ok("ticket", "new", "--as", "ivanova", "--mailbox", "help", "--name", "Сидорова Анна",
+                      "--phone", "+7 978 000-00-01", "--subject", "Звонок", "--text", "Не печатает")["id"]
+    status, out, _ = world.run("tickets", "show", phoned)
+    assert "от: Сидорова Анна тел. +7 978 000-00-01" in out and "<>" not in out
+
+    request = world.tmp / "appeal.eml"
+    request.write_bytes(letter(sender="ivanov@mail.example", to=APPEALS, subject="Запись",
+                               body="Прошу записать к врачу."))
+    status, out, _ = world.run("ingest", "--mailbox", "appeals", str(request))
+    assert (status, out) == (0, "1 recorded: appeal 1\n")
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
