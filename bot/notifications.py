@@ -129,6 +129,7 @@ class TelegramDelivery:
         self.cfg = settings.telegram
         self.outages = 0
         self.wake: Callable[[], None] | None = None  # called when waiting rows become due again
+        self.recovered = False  # the rows of a killed process of this host were freed
 
     async def deliver_due(self, limit: int = 50) -> int:
         """Send what is due; returns how many rows were done."""
@@ -200,6 +201,10 @@ class TelegramDelivery:
 
     def _claim(self, limit: int) -> list[Row]:
         with self.db.transaction() as s:
+            if not self.recovered:  # like the email delivery: a killed process's cards go out now
+                if released := outbox.release_dead_claims(s, CHANNEL):
+                    log.info("telegram: %d row(s) left claimed by a stopped process are due again", released)
+                self.recovered = True
             items = outbox.claim_due(s, CHANNEL, limit, LEASE)
             return [Row(i.id, i.purpose, json.loads(i.payload)) for i in items]
 

@@ -183,7 +183,7 @@ class EmailDelivery:
     def _claim(self, limit: int) -> list[Letter]:
         with self.db.transaction() as s:
             if not self.recovered:
-                released = outbox.release_dead_claims(s)
+                released = outbox.release_dead_claims(s, "email")
                 if released:
                     log.info("outbox: %d letter(s) left claimed by a stopped process are due again", released)
                 self.recovered = True

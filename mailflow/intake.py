@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from itertools import islice
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from inboxdesk.desk import SYSTEM, Desk, size_text
@@ -42,7 +45,7 @@ from mailflow.routing import find_duplicate, known_dedup_keys, route
 from mailflow.rules.base import RuleContext
 from mailflow.rules.size_limit import size_split
 from mailflow.sources import FetchedMail, MailSource
-from storage import outbox
+from storage import leases, outbox
 from storage.db import Database
 from storage.models import InboundMessage, MailboxCheckpoint, OutboxItem
 
@@ -53,6 +56,11 @@ RECORDED, PROCESSED, ACKED = "recorded", "processed", "acked"
 BATCH_BYTES = 32 * 1024 * 1024
 # Messages whose duplicates are looked up together; the parse workers keep about twice this ahead.
 GROUP = 32
+# A mailbox's lease (issue 9): renewed between batches, so a holder that dies is replaced by
+# another instance within this time (at once on the same host).
+LEASE = timedelta(minutes=2)
+# How long `ingest` waits for a daemon's pass before leaving its rows to that daemon.
+INGEST_WAIT_SECONDS = 30.0
 
 
 @dataclass
@@ -60,6 +68,7 @@ class IntakeStats:
     fetched: int = 0
     recorded: int = 0
     dispositions: dict[str, int] = field(default_factory=dict)
+    busy: bool = False  # another instance holds the mailbox's lease: this pass did nothing
 
     def count(self, disposition: str) -> None:
         self.dispositions[disposition] = self.dispositions.get(disposition, 0) + 1
@@ -91,8 +100,24 @@ class Intake:
 
     def poll(self, box: MailboxSettings, source: MailSource,
              should_stop: Callable[[], bool] = lambda: False) -> IntakeStats:
-        """Read everything new in an open `source`; stops between batches when asked."""
+        """Read everything new in an open `source`; stops between batches when asked.
+
+        Only the holder of the mailbox's lease reads it (issue 9: any number of daemons, cron
+        `run --once` and `ingest` may share a database); another instance's pass is skipped
+        (`stats.busy`), and the lease is renewed between batches.
+        """
         stats = IntakeStats()
+        if not self._lease(box):
+            stats.busy = True
+            return stats
+        try:
+            self._poll(box, source, should_stop, stats)
+        finally:
+            self._release(box)
+        return stats
+
+    def _poll(self, box: MailboxSettings, source: MailSource, should_stop: Callable[[], bool],
+              stats: IntakeStats) -> None:
         self.recover(box, source, stats)
         uidvalidity = source.uidvalidity()
         after = self._checkpoint(box, uidvalidity)
@@ -114,7 +139,9 @@ class Intake:
             failpoint("after_process")
             self.finish_acks(box, source)
             after = max((m.uid or 0 for m in batch), default=after)
-        return stats
+            if not self._lease(box):  # it ran out while this instance was stalled: stop here
+                log.warning("mailbox %s: lease lost to another instance; it goes on", box.name)
+                break
 
     def recover(self, box: MailboxSettings, source: MailSource | None, stats: IntakeStats) -> None:
         """Finish what a previous run left half done."""
@@ -123,11 +150,35 @@ class Intake:
             self.finish_acks(box, source)
 
     def ingest(self, box: MailboxSettings, raws: list[bytes]) -> IntakeStats:
-        """Feed raw messages as if they had arrived (mail-server pipe, imports)."""
+        """Feed raw messages as if they had arrived (mail-server pipe, imports).
+
+        Recorded at once; processed here under the mailbox's lease (waiting for a daemon's pass
+        to end), or, if the lease stays taken, by its holder, which processes every recorded row.
+        """
         stats = IntakeStats(fetched=len(raws))
         stats.recorded, _ = self.record(box, [FetchedMail(source_ref="", raw=r) for r in raws], None)
-        self.process_pending(box, stats)
+        deadline = time.monotonic() + INGEST_WAIT_SECONDS
+        while not self._lease(box):
+            if time.monotonic() > deadline:
+                stats.busy = True
+                return stats
+            time.sleep(0.2)
+        try:
+            self.process_pending(box, stats)
+        finally:
+            self._release(box)
         return stats
+
+    def _lease(self, box: MailboxSettings) -> bool:
+        with self.db.transaction() as s:
+            return leases.acquire(s, box.name, LEASE)
+
+    def _release(self, box: MailboxSettings) -> None:
+        try:
+            with self.db.transaction() as s:
+                leases.release(s, box.name)
+        except Exception:  # the database is away: the lease runs out by itself
+            log.warning("mailbox %s: could not give the lease back; it runs out in %s", box.name, LEASE)
 
     # -- step 2: record -------------------------------------------------------------------------
 
@@ -149,6 +200,16 @@ class Intake:
 
     def record(self, box: MailboxSettings, batch: list[FetchedMail],
                uidvalidity: int | None) -> tuple[int, list[str]]:
+        """Store the raw bytes of `batch` and move the checkpoint (see `_record`); idempotent: a
+        concurrent writer of the same refs makes this try again, and the second try skips them."""
+        try:
+            return self._record(box, batch, uidvalidity)
+        except IntegrityError:
+            log.info("mailbox %s: another instance recorded the same messages; skipping them", box.name)
+            return self._record(box, batch, uidvalidity)
+
+    def _record(self, box: MailboxSettings, batch: list[FetchedMail],
+                uidvalidity: int | None) -> tuple[int, list[str]]:
         """Store the raw bytes of `batch` and move the checkpoint, in one transaction.
 
         Returns how many rows were added and the refs the mailbox may be told about at once:
@@ -191,8 +252,16 @@ class Intake:
         done = 0
         for ids in self._pending_batches(box):
             with self.db.transaction() as s:
-                rows = list(s.scalars(select(InboundMessage).where(InboundMessage.id.in_(ids))
-                                      .order_by(InboundMessage.id)))
+                # Claimed in the read: rows another instance processed meanwhile are no longer
+                # `recorded`, and on PostgreSQL rows it is processing now are locked and skipped.
+                claim = (select(InboundMessage).where(InboundMessage.id.in_(ids),
+                                                      InboundMessage.state == RECORDED)
+                         .order_by(InboundMessage.id))
+                if self.db.is_postgres:
+                    claim = claim.with_for_update(skip_locked=True)
+                rows = list(s.scalars(claim))
+                if not rows:
+                    continue
                 parsed = self._parse(box, [r.raw for r in rows])  # lazily, parsed ahead
                 seen: set[str] = set()  # dedup keys this transaction has already turned into records
                 checked: list[tuple] = []  # form checks worked out ahead, offered to the desk

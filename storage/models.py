@@ -55,6 +55,17 @@ class MailboxCheckpoint(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class MailboxLease(Base):
+    """Who reads a mailbox now (issue 9): one holder (`host:pid`) at a time, until `expires_at`;
+    the holder renews it while it works, and another instance takes over once it runs out."""
+
+    __tablename__ = "mailbox_leases"
+
+    mailbox: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(200))
+    expires_at: Mapped[datetime | None] = mapped_column()
+
+
 class InboundMessage(Base):
     """One fetched message, recorded with its raw bytes before the mailbox is touched.
 
@@ -90,6 +101,8 @@ class InboundMessage(Base):
     rule_hits: Mapped[list[Any]] = mapped_column(default=list)
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     bounced_outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox_items.id"))
+    # How often processing failed (`error`): retried up to a bound, then left for `inbound retry`.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Ticket(Base):

@@ -6,7 +6,6 @@ daemon killed mid-delivery leaves rows that become due again when the lease runs
 
 from __future__ import annotations
 
-import os
 import socket
 from datetime import datetime, timedelta
 
@@ -14,6 +13,7 @@ from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from storage.models import OutboxItem, utcnow
+from storage.owners import dead_here, worker_id
 
 PENDING, SENT, FAILED, BOUNCED = "pending", "sent", "failed", "bounced"
 
@@ -35,35 +35,19 @@ def auto_mail_count(session: Session, to_addr: str, since: datetime) -> int:
         _AUTO_MAIL_COUNT, {"to_addr": to_addr.lower(), "since": since}).scalar() or 0
 
 
-def worker_id() -> str:
-    """Who claims rows: this host and process."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def release_dead_claims(session: Session) -> int:
+def release_dead_claims(session: Session, channel: str | None = None) -> int:
     """Free rows claimed by processes of this host that no longer run (killed mid-delivery), so
     their letters go out now rather than when the lease ends. Other hosts' claims wait for it."""
     host = socket.gethostname()
-    owners = session.scalars(select(OutboxItem.claimed_by).distinct().where(
-        OutboxItem.status == PENDING, OutboxItem.claimed_by.like(f"{host}:%")))
-    dead = [o for o in owners if o and not _alive(int(o.rpartition(":")[2]))]
+    pending = [OutboxItem.status == PENDING, OutboxItem.claimed_by.like(f"{host}:%")]
+    if channel is not None:
+        pending.append(OutboxItem.channel == channel)
+    owners = session.scalars(select(OutboxItem.claimed_by).distinct().where(*pending))
+    dead = [o for o in owners if dead_here(o)]
     if not dead:
         return 0
-    return session.execute(update(OutboxItem).where(
-        OutboxItem.status == PENDING, OutboxItem.claimed_by.in_(dead),
-    ).values(claimed_until=None, claimed_by=None)).rowcount
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return session.execute(update(OutboxItem).where(*pending, OutboxItem.claimed_by.in_(dead))
+                           .values(claimed_until=None, claimed_by=None)).rowcount
 
 
 def claim_due(session: Session, channel: str, limit: int, lease: timedelta,
