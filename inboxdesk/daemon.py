@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.exc import DBAPIError
 
 from inboxdesk.app import App
 from inboxdesk.settings import MailboxSettings
@@ -29,6 +30,18 @@ DELIVERY_SECONDS = 10.0  # how often the outbox is checked when nothing wakes it
 # inside the 29 minutes RFC 2177 allows.
 IDLE_SECONDS = 5.0
 RECONNECT_MAX_SECONDS = 60.0
+
+
+def failure_text(exc: BaseException) -> str:
+    """One line for a failure: what failed and the first line of why (never a password)."""
+    if isinstance(exc, SourceError):
+        return str(exc)
+    if isinstance(exc, DBAPIError):
+        cause = exc.orig if exc.orig is not None else exc
+        first = (str(cause).strip().splitlines() or [""])[0]
+        return f"database: {type(cause).__name__}: {first}"
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 class Daemon:
@@ -46,15 +59,16 @@ class Daemon:
     # -- single steps ----------------------------------------------------------------------------
 
     def poll_mailbox(self, box: MailboxSettings, source: MailSource | None = None) -> IntakeStats | None:
-        """Open (unless given), read everything new, close; a failure is one log line."""
+        """Open (unless given), read everything new, close; a failure (the mail server, the
+        database, anything) is one log line per kind, and the next poll tries again."""
         own = source is None
         src = source or self.app.source(box)
         try:
             if own:
                 src.open()
             stats = self.app.intake.poll(box, src, should_stop=self.stopping.is_set)
-        except SourceError as exc:
-            self._failure(box.name, str(exc))
+        except Exception as exc:  # one failing mailbox never stops the others or the daemon
+            self._failure(box.name, exc)
             return None
         finally:
             if own:
@@ -68,16 +82,27 @@ class Daemon:
     async def deliver(self) -> int:
         """Send every due outbox letter; returns how many were accepted."""
         total = 0
-        while not self.stopping.is_set():
-            self.rewoken.discard("deliver")
-            sent = await self.app.email_delivery.deliver_due()
-            total += sent
-            if sent == 0 and "deliver" not in self.rewoken:
-                break
+        try:
+            while not self.stopping.is_set():
+                self.rewoken.discard("deliver")
+                sent = await self.app.email_delivery.deliver_due()
+                total += sent
+                if sent == 0 and "deliver" not in self.rewoken:
+                    break
+        except Exception as exc:  # the database is away: the next tick tries again
+            self._failure("outbox", exc)
+            return total
+        self._recovered("outbox")
         return total
 
-    def _failure(self, name: str, message: str) -> None:
-        log.error("%s: %s", name, message)
+    def _failure(self, name: str, exc: BaseException) -> None:
+        """Log a failure once while it lasts (again only when it changes); the traceback of one
+        nobody expected goes to the debug log."""
+        message = failure_text(exc)
+        if self.failing.get(name) != message:
+            log.error("%s: %s", name, message)
+            if not isinstance(exc, SourceError | DBAPIError):
+                log.debug("%s: unexpected failure", name, exc_info=exc)
         self.failing[name] = message
 
     def _recovered(self, name: str) -> None:
@@ -89,10 +114,12 @@ class Daemon:
     def run_timers(self) -> dict[str, int]:
         """Deadline warnings, reminders and closings due now (issue 5); a failure is one log line."""
         try:
-            return self.app.timers.run_due()
-        except Exception:  # the database may be away for a moment: the next tick tries again
-            log.exception("timers failed")
+            done = self.app.timers.run_due()
+        except Exception as exc:  # the database may be away for a moment: the next tick tries again
+            self._failure("timers", exc)
             return {}
+        self._recovered("timers")
+        return done
 
     async def run_once(self) -> None:
         """Poll every mailbox once, do the timed work that is due, deliver the outbox, return."""
@@ -194,17 +221,22 @@ class Daemon:
                     job.modify(next_run_time=datetime.now().astimezone())
 
     def _idle_watch(self, box: MailboxSettings) -> None:
-        """One connection held open: poll, IDLE until the server says there is mail, repeat."""
+        """One connection held open: poll, IDLE until the server says there is mail, repeat.
+
+        Supervised: whatever fails (the mail server, the database) is logged once, and the
+        watcher connects again with back-off until the mailbox can be read again.
+        """
         delay = 1.0
         while not self.stopping.is_set():
-            source = self.app.source(box)
+            source: MailSource | None = None
             try:
+                source = self.app.source(box)
                 source.open()
-                delay = 1.0
                 while not self.stopping.is_set():
                     stats = self.poll_mailbox(box, source)
                     if stats is None:
                         break
+                    delay = 1.0
                     if stats.processed and self.loop is not None:
                         self.loop.call_soon_threadsafe(self.wake_delivery)
                     # Poll anyway every poll_seconds, in case a notification was missed.
@@ -212,10 +244,11 @@ class Daemon:
                     while (not self.stopping.is_set() and time.monotonic() < deadline
                            and not source.wait_for_mail(IDLE_SECONDS)):
                         pass
-            except SourceError as exc:
-                self._failure(box.name, str(exc))
+            except Exception as exc:  # the watcher lives on: log, back off, connect again
+                self._failure(box.name, exc)
             finally:
-                source.close()
+                if source is not None:
+                    source.close()
             if self.stopping.wait(delay):
                 break
             delay = min(delay * 2, RECONNECT_MAX_SECONDS)
