@@ -63,6 +63,31 @@ def cmd_ingest(app: App, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_inbound_retry(app: App, args: argparse.Namespace) -> int:
+    if not args.ids and not args.errors:
+        raise CommandError("name the records to retry (inbound retry ID …) or give --errors for all")
+    with app.db.sessions() as s:
+        query = select(InboundMessage.id, InboundMessage.mailbox, InboundMessage.disposition)
+        if args.ids:
+            query = query.where(InboundMessage.id.in_(args.ids))
+        rows = s.execute(query.where(InboundMessage.disposition == "error") if args.errors else query).all()
+    unknown = sorted(set(args.ids or ()) - {r.id for r in rows})
+    if unknown:
+        raise CommandError(f"no inbound record {', '.join(map(str, unknown))}")
+    if not_errors := [r.id for r in rows if r.disposition != "error"]:
+        raise CommandError(f"only `error` records are retried; not: {', '.join(map(str, not_errors))}")
+    for name in sorted({r.mailbox for r in rows}):
+        box = app.settings.mailbox(name)
+        stats = app.intake.retry(box, [r.id for r in rows if r.mailbox == name])
+        if stats.busy:
+            raise CommandError(f"mailbox {name} is busy in another instance; try again")
+        print(f"{name}: {stats.processed} retried: " + (", ".join(
+            f"{k} {v}" for k, v in sorted(stats.dispositions.items())) or "nothing"))
+    if not rows:
+        print("no error records")
+    return 0
+
+
 def cmd_tickets_list(app: App, args: argparse.Namespace) -> int:
     with app.db.sessions() as s:
         query = select(Ticket).order_by(Ticket.id)
@@ -194,6 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
     il.add_argument("--disposition")
     il.add_argument("--json", action="store_true")
     il.set_defaults(func=cmd_inbound_list)
+    ir = inbound.add_parser("retry", help="process `error` records again (after a fix or an outage)")
+    ir.add_argument("ids", nargs="*", type=int, metavar="ID")
+    ir.add_argument("--errors", action="store_true", help="every `error` record")
+    ir.set_defaults(func=cmd_inbound_retry)
 
     out = sub.add_parser("outbox", help="letters and messages waiting or sent").add_subparsers(
         dest="action", required=True)

@@ -61,6 +61,8 @@ GROUP = 32
 LEASE = timedelta(minutes=2)
 # How long `ingest` waits for a daemon's pass before leaving its rows to that daemon.
 INGEST_WAIT_SECONDS = 30.0
+# Passes a message that fails is tried in before it stays `error` (`inboxdesk inbound retry`).
+ERROR_RETRIES = 3
 
 
 @dataclass
@@ -157,17 +159,39 @@ class Intake:
         """
         stats = IntakeStats(fetched=len(raws))
         stats.recorded, _ = self.record(box, [FetchedMail(source_ref="", raw=r) for r in raws], None)
-        deadline = time.monotonic() + INGEST_WAIT_SECONDS
-        while not self._lease(box):
-            if time.monotonic() > deadline:
-                stats.busy = True
-                return stats
-            time.sleep(0.2)
+        if not self._wait_for_lease(box):
+            stats.busy = True
+            return stats
         try:
             self.process_pending(box, stats)
         finally:
             self._release(box)
         return stats
+
+    def retry(self, box: MailboxSettings, ids: list[int] | None = None) -> IntakeStats:
+        """Process `error` rows of `box` again (all of them without `ids`), under its lease."""
+        stats = IntakeStats()
+        if not self._wait_for_lease(box):
+            stats.busy = True
+            return stats
+        try:
+            with self.db.transaction() as s:
+                chosen = [InboundMessage.mailbox == box.name, InboundMessage.disposition == "error"]
+                if ids is not None:
+                    chosen.append(InboundMessage.id.in_(ids))
+                s.execute(update(InboundMessage).where(*chosen).values(state=RECORDED, attempts=0))
+            self.process_pending(box, stats)
+        finally:
+            self._release(box)
+        return stats
+
+    def _wait_for_lease(self, box: MailboxSettings) -> bool:
+        deadline = time.monotonic() + INGEST_WAIT_SECONDS
+        while not self._lease(box):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
+        return True
 
     def _lease(self, box: MailboxSettings) -> bool:
         with self.db.transaction() as s:
@@ -330,6 +354,9 @@ class Intake:
             self._describe(row, msg)  # the rollback undid them with the rest
             row.disposition, row.reasons = "error", [f"{type(exc).__name__}: {exc}"[:500]]
             row.ticket_id = None
+            row.attempts = (row.attempts or 0) + 1
+            if row.attempts < ERROR_RETRIES:  # a passing fault (a deadlock, a lost connection)
+                row.state = RECORDED  # is tried again in the next pass; then `inbound retry`
         return row.disposition or "error"
 
     @staticmethod

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -301,3 +302,28 @@ class StaffRecord(Base):
     email: Mapped[str] = mapped_column(String(320), default="")
     full_name: Mapped[str] = mapped_column(String(300), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# -- every value fits its column ---------------------------------------------------------------
+
+def _fit(length: int) -> Any:
+    def fit(_target: object, value: Any, _old: object, _initiator: object) -> Any:
+        return value[:length] if isinstance(value, str) and len(value) > length else value
+
+    return fit
+
+
+def _fit_every_bounded_column() -> None:
+    """Issue 9: a value longer than its column (a 2,000-character Message-ID, a 400-character
+    display name) is cut to fit when it is set on a model, on SQLite and PostgreSQL alike.
+    PostgreSQL refuses an over-long value and SQLite would keep it, so without this one database
+    turned ordinary mail into `error` records, and a value written again by the error handler
+    blocked the mailbox. Text columns have no bound and are left alone."""
+    for mapper in Base.registry.mappers:
+        for prop in mapper.column_attrs:
+            column_type = prop.columns[0].type
+            if isinstance(column_type, String) and not isinstance(column_type, Text) and column_type.length:
+                event.listen(getattr(mapper.class_, prop.key), "set", _fit(column_type.length), retval=True)
+
+
+_fit_every_bounded_column()

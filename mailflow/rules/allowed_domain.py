@@ -9,6 +9,9 @@ from mailflow.rules.base import Hit, RuleContext
 
 # Syntax only: the address came from a header we parsed; deliverability is not our question here.
 _ADDRESS = re.compile(r"^[^@\s]+@(?:[^@\s.]+\.)+[^@\s.]+$")
+# RFC 5321 4.5.3.1.3: a path holds at most 256 octets, so an address of 254 characters at most;
+# a longer one cannot be answered (and would not fit the requester's column whole).
+MAX_ADDRESS = 254
 
 
 class AllowedDomainRule:
@@ -19,6 +22,9 @@ class AllowedDomainRule:
 
     def check(self, msg: ParsedMessage, ctx: RuleContext) -> Hit | None:
         address = (msg.from_addr or "").strip().lower()
+        if len(address) > MAX_ADDRESS:
+            return Hit(self.name, f"адрес отправителя длиннее {MAX_ADDRESS} символов ({len(address)})",
+                       {"from": address[:MAX_ADDRESS]})
         if not _ADDRESS.match(address):
             return Hit(self.name, f"адрес отправителя отсутствует или некорректен: «{msg.from_addr}»",
                        {"from": msg.from_addr})
