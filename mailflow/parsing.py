@@ -38,6 +38,9 @@ _SUBJECT_PREFIX = re.compile(
 _SIMPLE_ADDRESS = re.compile(
     r'\s*(?:([^<>",;:()\\@\[\]]*?)\s*<([^<>",;:()\\\s@]+@[^<>",;:()\\\s@]+)>|([^<>",;:()\\\s@]+@[^<>",;:()\\\s@]+))\s*$'
 )
+# The lazy name and the spaces around it can split a run of blanks in n ways at n places: fine
+# for a header line (998 characters at most), quadratic for a megabyte of spaces (issue 9).
+_SIMPLE_MAX = 998
 _MESSAGE_ID = re.compile(r"<([^<>]*)>")
 _WHITESPACE = re.compile(r"\s+")
 _CONTROL = re.compile(r"[\x01-\x1f\x7f]")
@@ -140,7 +143,7 @@ def _clean(value: str) -> str:
 
 def _split_addresses(values: list[str] | tuple[()]) -> list[tuple[str, str]]:
     unfolded = [value.replace("\r", "").replace("\n", "") for value in values]
-    if len(unfolded) == 1:
+    if len(unfolded) == 1 and len(unfolded[0]) <= _SIMPLE_MAX:
         # The common "Name <addr>" / bare address forms; getaddresses costs ~70 µs a header.
         match = _SIMPLE_ADDRESS.match(unfolded[0])
         if match:
