@@ -8,6 +8,7 @@ loop ends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import threading
@@ -172,7 +173,10 @@ class Daemon:
                 return
             task = asyncio.ensure_future(fn(*args))
             self._track(task)
-            await task
+            # The scheduler cancels its jobs when it shuts down; the work in hand is finished
+            # anyway (run_forever waits for every tracked task), so that is no error.
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(task)
 
         return run
 

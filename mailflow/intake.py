@@ -349,6 +349,9 @@ class Intake:
             with s.begin_nested():
                 self._describe(row, msg)
                 self._act(s, box, row, msg, maybe_duplicate)
+                if broken := [d for d in msg.defects if d.startswith("unparseable")]:
+                    row.reasons = [*(row.reasons or ()),
+                                   f"письмо разобрано не полностью: {', '.join(broken)}"]
         except Exception as exc:  # one bad message must never stop the mailbox
             log.exception("mailbox %s: inbound #%s failed", box.name, row.id)
             self._describe(row, msg)  # the rollback undid them with the rest

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from email.generator import BytesGenerator
 from email.message import Message
+from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 from io import BytesIO
 
@@ -25,7 +26,7 @@ from mailflow.charsets import (
     html_meta_charset,
     raw_to_bytes,
 )
-from mailflow.html_text import html_to_text
+from mailflow.html_text import html_to_text, tidy_text
 from mailflow.message import BounceInfo, MailAttachment, ParsedMessage
 from mailflow.mime import Part, message_from_bytes
 from mailflow.quotes import extract_new_text
@@ -42,6 +43,7 @@ _SIMPLE_ADDRESS = re.compile(
 # for a header line (998 characters at most), quadratic for a megabyte of spaces (issue 9).
 _SIMPLE_MAX = 998
 _MESSAGE_ID = re.compile(r"<([^<>]*)>")
+_MIME_HEADER_LINE = re.compile(r"(?:content-[\w-]+|mime-version):", re.IGNORECASE)
 _WHITESPACE = re.compile(r"\s+")
 _CONTROL = re.compile(r"[\x01-\x1f\x7f]")
 _UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f<>:"|?*]')
@@ -69,11 +71,19 @@ def clean_subject(subject: str) -> str:
 
 
 def parse_message(raw: bytes) -> ParsedMessage:
-    """Parse raw RFC 5322 bytes; malformed input gives a best-effort result listing `defects`."""
+    """Parse raw RFC 5322 bytes; malformed input gives a best-effort result listing `defects`.
+
+    A body the parser cannot take apart (1,000 nested parts, an attached letter that breaks the
+    email package) still leaves its headers and a crude text: the sender and subject are read,
+    and the defect is recorded (issue 9).
+    """
     try:
         return _parse(raw)
     except Exception as exc:  # the pipeline must survive any input; record why and keep the text
-        return _unparseable(raw, exc)
+        try:
+            return _parse(raw, broken=exc)
+        except Exception:
+            return _unparseable(raw, exc)
 
 
 def _unparseable(raw: object, exc: Exception) -> ParsedMessage:
@@ -86,11 +96,11 @@ def _unparseable(raw: object, exc: Exception) -> ParsedMessage:
     )
 
 
-def _parse(raw: bytes) -> ParsedMessage:
+def _parse(raw: bytes, broken: Exception | None = None) -> ParsedMessage:
     if isinstance(raw, str):
         raw = raw.encode("utf-8", "surrogateescape")
     raw = bytes(raw)
-    msg = message_from_bytes(raw)
+    msg = message_from_bytes(raw) if broken is None else BytesParser().parsebytes(raw, headersonly=True)
     defects: list[str] = []
     raw_headers: dict[str, list[str]] = {}
     for name, value in msg.raw_items():
@@ -107,7 +117,11 @@ def _parse(raw: bytes) -> ParsedMessage:
         defects.append("no-from-address")
 
     body = _Body("\r\n" if b"\r\n" in raw[:4096] else "\n", hint)
-    body.walk(msg, defects, 0)
+    if broken is None:
+        body.walk(msg, defects, 0)
+    else:
+        defects.append(f"unparseable-body:{type(broken).__name__}")
+        body.texts.append(_crude_text(raw, defects, hint))
     text = "\n".join(body.texts)
     html = "\n".join(body.htmls) if body.htmls else None
     if html is not None and not text.strip():
@@ -134,6 +148,16 @@ def _parse(raw: bytes) -> ParsedMessage:
         bounce=_bounce(msg, defects),
         defects=tuple(dict.fromkeys(defects)),
     )
+
+
+def _crude_text(raw: bytes, defects: list[str], hint: str | None) -> str:
+    """The readable lines of a body that could not be taken apart: MIME headers and boundary
+    lines left out, everything else as text."""
+    _, _, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
+    text, _ = decode_bytes(body, None, hint)
+    kept = [line for line in text.split("\n")
+            if not line.startswith("--") and not _MIME_HEADER_LINE.match(line)]
+    return tidy_text("\n".join(kept).replace("\x00", ""))
 
 
 def _clean(value: str) -> str:
