@@ -20,6 +20,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -63,9 +64,25 @@ def _here(raws: Sequence[bytes]) -> list[Parsed]:
     return [(parse_message(raw), None) for raw in raws]
 
 
-def _warm_up() -> None:
-    # Lazy imports (bounce detection, HTML conversion) happen once per worker, not in a batch.
+def _warm_up(owner: int) -> None:
+    """A worker's start: die with the process that owns the pool, and import lazily loaded parts
+    (bounce detection, HTML conversion) once per worker, not in a batch."""
+    threading.Thread(target=_exit_with, args=(owner,), name="exit-with-owner", daemon=True).start()
     parse_message(b"From: a@b.test\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n")
+
+
+def _exit_with(owner: int, every: float = 1.0) -> None:
+    """End this worker once `owner` is gone (issue 9: `kill -9` of the daemon left both workers,
+    and through them the fork server and the resource tracker, running: each holds a pipe the
+    next needs closed). A worker's parent is the fork server, so the owner is watched by pid."""
+    while True:
+        time.sleep(every)
+        try:
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            os._exit(0)
+        except PermissionError:  # pid reused by another user's process: the owner is gone
+            os._exit(0)
 
 
 class ParsePool:
@@ -151,7 +168,8 @@ class ParsePool:
             try:
                 context = multiprocessing.get_context("forkserver")
                 context.set_forkserver_preload(["mailflow.parsing", "mailflow.ahead"])
-                self._executor = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_warm_up)
+                self._executor = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_warm_up,
+                                                     initargs=(os.getpid(),))
             except Exception as exc:  # no /dev/shm, process limits: parse in this process
                 self._failures += 1
                 log.warning("cannot start parse workers (%s: %s); parsing in the intake process",
