@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from inboxdesk.settings import SettingsError, load_settings
 from inboxdesk.templating import missing_templates
 from inboxdesk.timers import missed_deadline, overdue_condition
 from inboxdesk.workflow import Refused
+from storage import outbox
 from storage.models import InboundMessage, OutboxItem, Ticket
 
 log = logging.getLogger("inboxdesk")
@@ -168,6 +170,32 @@ def cmd_outbox_list(app: App, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_outbox_retry(app: App, args: argparse.Namespace) -> int:
+    if not args.ids and not args.failed:
+        raise CommandError("name the letters (outbox retry ID …) or give --failed for every failed one")
+    with app.db.transaction() as s:
+        ids = list(args.ids)
+        if args.failed:
+            query = select(OutboxItem.id).where(OutboxItem.status == outbox.FAILED)
+            if args.since:
+                query = query.where(OutboxItem.created_at >= _local_time(args.since, app.zone))
+            ids += list(s.scalars(query))
+        items = app.desk.retry_letters(s, app.desk.staff(s).get(args.actor), sorted(set(ids)))
+        done = [f"#{i.id}" for i in items]
+    print(f"{len(done)} letter(s) due again: {', '.join(done)}" if done else "no failed letters")
+    return 0
+
+
+def _local_time(text: str, zone: ZoneInfo) -> datetime:
+    """`2026-12-04` or `2026-12-04 10:00` as a local time (an offset in the text wins)."""
+    try:
+        at = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise CommandError(f"--since: expected a date like 2026-12-04 or 2026-12-04T10:00, "
+                           f"got {text!r}") from None
+    return at if at.tzinfo else at.replace(tzinfo=zone)
+
+
 def cmd_check_config(app: App, args: argparse.Namespace) -> int:
     from inboxdesk.checks import check_everything
 
@@ -230,6 +258,12 @@ def build_parser() -> argparse.ArgumentParser:
     ol.add_argument("--status")
     ol.add_argument("--json", action="store_true")
     ol.set_defaults(func=cmd_outbox_list)
+    orr = out.add_parser("retry", help="send failed or bounced letters again (admin; audited)")
+    orr.add_argument("ids", nargs="*", type=int, metavar="ID")
+    orr.add_argument("--failed", action="store_true", help="every failed letter")
+    orr.add_argument("--since", metavar="T", help="with --failed: only letters written since T (local time)")
+    orr.add_argument("--as", dest="actor", required=True, metavar="NAME", help="the admin who decides")
+    orr.set_defaults(func=cmd_outbox_retry)
 
     cli_desk.register(sub)
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from inboxdesk import domain
 from inboxdesk.letters import AUTO_REPLIED, OutgoingEmail, OutgoingFile, compose
 from inboxdesk.settings import MailboxSettings, Settings, SettingsError
-from inboxdesk.staff import StaffDirectory, directory
+from inboxdesk.staff import StaffDirectory, StaffMember, directory
 from inboxdesk.workflow import Refused
 from mailflow.message import ParsedMessage
 from storage import outbox
@@ -130,6 +130,24 @@ class DeskBase:
                                        content_type=f.content_type, size=len(f.content),
                                        sha256=_sha256(f.content), content=f.content))
         return item
+
+    def retry_letters(self, session: Session, actor: StaffMember, ids: Sequence[int]) -> list[OutboxItem]:
+        """Send `failed` or `bounced` letters again (an admin's decision, audited per letter)."""
+        if actor.role != "admin":
+            raise Refused("Отправить письмо повторно может только администратор")
+        items = list(session.scalars(select(OutboxItem).where(OutboxItem.id.in_(ids))
+                                     .order_by(OutboxItem.id)))
+        missing = sorted(set(ids) - {i.id for i in items})
+        if missing:
+            raise Refused(f"Писем {', '.join(f'#{i}' for i in missing)} нет")
+        if waiting := [f"#{i.id} ({i.status})" for i in items if i.status not in outbox.RETRYABLE]:
+            raise Refused(f"Повторить можно только неотправленные письма; не такие: {', '.join(waiting)}")
+        for item in items:
+            ticket = self.ticket_by_id(session, item.ticket_id) if item.ticket_id else None
+            self.audit(session, ticket, actor.name, "letter_retry", item.status, outbox.PENDING,
+                       outbox_id=item.id, last_error=item.last_error, attempts=item.attempts)
+            outbox.reopen(item, self.clock())
+        return items
 
     # -- lookups and audit -------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from storage.models import OutboxItem, utcnow
 from storage.owners import dead_here, worker_id
 
 PENDING, SENT, FAILED, BOUNCED = "pending", "sent", "failed", "bounced"
+RETRYABLE = (FAILED, BOUNCED)  # what an admin may send again (`inboxdesk outbox retry`)
 
 
 _AUTO_MAIL_COUNT = select(func.count()).select_from(OutboxItem).where(
@@ -72,6 +73,13 @@ def claim_due(session: Session, channel: str, limit: int, lease: timedelta,
                                                                 claimed_by=worker_id())
     )
     return list(session.scalars(select(OutboxItem).where(OutboxItem.id.in_(ids)).order_by(OutboxItem.id)))
+
+
+def reopen(item: OutboxItem, now: datetime) -> None:
+    """A `failed` or `bounced` row goes out again: pending, due now, its attempts counted anew
+    (its last error stays until the next attempt replaces it)."""
+    item.status, item.attempts, item.next_attempt_at = PENDING, 0, now
+    item.claimed_until = item.claimed_by = None
 
 
 def release(session: Session, ids: list[int], delay: timedelta) -> None:
