@@ -64,7 +64,8 @@ def register_handlers(app: Application) -> None:
              "mine": commands.cmd_mine, "overdue": commands.cmd_overdue, "list": commands.cmd_list,
              "show": commands.cmd_show, "reply": commands.cmd_reply, "note": commands.cmd_note,
              "status": commands.cmd_status, "take": commands.cmd_take, "assign": commands.cmd_assign,
-             "priority": commands.cmd_priority, "find": commands.cmd_find, "staff": commands.cmd_staff}
+             "priority": commands.cmd_priority, "find": commands.cmd_find, "staff": commands.cmd_staff,
+             "failed": commands.cmd_failed}
     for name, callback in table.items():
         app.add_handler(CommandHandler(name, callback))
     app.add_handler(CallbackQueryHandler(on_press))

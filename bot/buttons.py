@@ -106,6 +106,15 @@ async def set_impact(query: CallbackQuery, context: DeskContext, press: Press) -
     await refresh(query, context, press.ticket_id)
 
 
+async def retry_letter(query: CallbackQuery, context: DeskContext, press: Press) -> None:
+    """An admin sends a failed letter of the pressed record again (issue 9; audited). No state
+    check: the letter's own status decides, and a second press is refused by the desk."""
+    services, member = context.services, context.member
+    letter_id = int(press.arg) if press.arg.isdigit() else 0
+    await services.act(lambda s: services.desk.retry_letters(s, member, [letter_id]))
+    await query.answer(f"Письмо #{letter_id} снова в очереди на отправку")
+
+
 async def show_menu(query: CallbackQuery, context: DeskContext, press: Press) -> None:
     """Status menu, priority menu, the impacts of a chosen priority, or back to the card's buttons."""
     services = context.services
@@ -213,4 +222,5 @@ Action = Callable[[CallbackQuery, DeskContext, Press], Awaitable[None]]
 ACTIONS: dict[str, Action] = {
     "take": take, "esc": escalate, "st": set_status, "im": set_impact, "stm": show_menu,
     "prm": show_menu, "pr": show_menu, "back": show_menu, "rep": reply_prompt, "files": send_files,
+    "rty": retry_letter,
 }

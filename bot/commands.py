@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
-from telegram import BotCommand, InlineKeyboardMarkup, Update
+from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
 
 from bot.access import ROLE_NAMES, require
 from bot.answers import command_args, done_line, post_card, say, ticket_named
-from bot.cards import esc, history, priority_menu, status_menu, ticket_list
+from bot.cards import esc, history, priority_menu, status_menu, ticket_list, trim
 from bot.context import BotServices, DeskContext
 from inboxdesk import domain
 from inboxdesk.timers import overdue_records
 from inboxdesk.workflow import Refused
-from storage.models import Ticket
+from storage import outbox
+from storage.models import OutboxItem, Ticket
 
 COMMANDS = (
     ("start", "Начало работы"),
@@ -31,6 +33,7 @@ COMMANDS = (
     ("find", "Поиск: /find текст"),
     ("phone", "Записать обращение по телефону"),
     ("staff", "Сотрудники (администратор)"),
+    ("failed", "Неотправленные письма (администратор)"),
     ("cancel", "Прервать текущий диалог"),
     ("whoami", "Мой Telegram ID и ID этого чата"),
 )
@@ -188,6 +191,36 @@ async def _card_with_menu(update: Update, context: DeskContext, usage: str, menu
 
     ticket_id, keyboard = await services.read(load)
     await post_card(update, context, ticket_id, keyboard)
+
+
+FAILED_SHOWN = 20
+
+
+async def cmd_failed(update: Update, context: DeskContext) -> None:
+    """/failed: letters that could not be sent, each with a button to send it again (admins)."""
+    services = context.services
+    require(context.member, "admin")
+
+    def load(s: Session) -> list[tuple[str, InlineKeyboardMarkup | None]]:
+        shown = []
+        for item in s.scalars(select(OutboxItem).where(OutboxItem.channel == "email",
+                                                       OutboxItem.status.in_(outbox.RETRYABLE))
+                              .order_by(OutboxItem.id).limit(FAILED_SHOWN)):
+            ticket = s.get(Ticket, item.ticket_id) if item.ticket_id else None
+            text = (f"✉️ <b>#{item.id}</b> {esc(item.purpose)} → {esc(', '.join(item.recipients))}"
+                    f"{' · ' + esc(ticket.public_id) if ticket else ''}\n{esc(trim(item.subject, 200))}\n"
+                    f"<i>{esc(item.status)}: {esc(trim(item.last_error or '—', 300))}</i>")
+            button = (InlineKeyboardMarkup([[InlineKeyboardButton(
+                "🔁 Отправить снова", callback_data=services.signer.encode("rty", ticket, str(item.id)))]])
+                if ticket else None)  # a letter of no record: `inboxdesk outbox retry` on the server
+            shown.append((text, button))
+        return shown
+
+    letters = await services.read(load)
+    if not letters:
+        await say(update, "Неотправленных писем нет")
+    for text, button in letters:
+        await say(update, text, button)
 
 
 async def cmd_staff(update: Update, context: DeskContext) -> None:
