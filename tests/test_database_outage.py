@@ -84,3 +84,62 @@ def _until(condition, state=lambda: None, timeout: float = 60.0) -> None:
             pass
         assert time.monotonic() < deadline, f"not reached in time: {state()}"
         time.sleep(0.3)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 64 MiB tmpfs of this test's own (skipped where mounting is not allowed)."""
+    where = tmp_path / "disk"
+    where.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(where)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+@pytest.mark.parametrize("idle", [False, True], ids=["poll", "idle"])
+def test_sqlite_on_a_full_disk_loses_nothing(tmp_path, small_disk, dovecot, imap_account, smtp_server, idle):
+    """SQLite's disk fills up while mail arrives (a read-only remount cannot be had while the
+    daemon writes: the kernel refuses it as busy): the daemon says so, keeps the watcher alive,
+    and makes every request one ticket once the disk has room again."""
+    url = f"sqlite:///{small_disk / 'inboxdesk.sqlite3'}"
+    box = imap_box(dovecot, imap_account, ENV, idle=idle, poll_seconds=1)
+    config = write_settings(tmp_path, url, [box], smtp_out(smtp_server))
+    env = dict(os.environ, **{ENV: imap_account.password}, INBOXDESK_CONFIG="")
+    log = (tmp_path / "daemon.log").open("wb")
+    daemon = subprocess.Popen([sys.executable, "-m", "inboxdesk.cli", "--config", str(config), "run"],
+                              env=env, stdout=log, stderr=subprocess.STDOUT)
+    senders = [f"user{n}@sev.gov.ru" for n in range(6)]
+    filler = small_disk / "filler"
+    try:
+        for sender in senders[:2]:
+            dovecot.append(imap_account.address, letter(sender=sender, subject=f"До сбоя {sender}"))
+        _until(lambda: len(cli_json(config, "tickets", "list")) == 2)
+        subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=1M", "count=100"], capture_output=True)
+        for sender in senders[2:4]:
+            scan = [("scan.pdf", "application/pdf", b"%PDF" * 50_000)]
+            dovecot.append(imap_account.address, letter(sender=sender, subject=f"Во время сбоя {sender}",
+                                                        files=scan))
+        time.sleep(4)
+        filler.unlink()
+        for sender in senders[4:]:
+            dovecot.append(imap_account.address, letter(sender=sender, subject=f"После сбоя {sender}"))
+        _until(lambda: len(cli_json(config, "tickets", "list")) == 6
+               and {o["status"] for o in cli_json(config, "outbox", "list")} == {"sent"},
+               lambda: cli_json(config, "inbound", "list"))
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=30)
+        log.close()
+
+    text = (tmp_path / "daemon.log").read_text(errors="replace")
+    assert sorted(t["requester_email"] for t in cli_json(config, "tickets", "list")) == senders
+    assert Counter(m.rcpt_tos[0] for m in smtp_server.messages) == Counter(senders)
+    assert "Traceback" not in text and "Task exception was never retrieved" not in text, text[-3000:]
+    errors = [line for line in text.splitlines() if " ERROR " in line]
+    assert errors and all("database: " in line for line in errors), errors
+    assert "help: working again" in text
