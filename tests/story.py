@@ -84,6 +84,14 @@ def write_settings(folder: Path, db_url: str, mailboxes: list[dict[str, Any]],
     return path
 
 
+def maildir_settings(folder: Path, db_url: str, **box: Any) -> Path:
+    """Settings for a support mailbox read from the Maildir `folder/mail` (allowed domain
+    sev.gov.ru), letters written to the Maildir `folder/out`; `box` adds or overrides keys."""
+    mailbox = {"name": "help", "kind": "tickets", "address": HELP, "source": "maildir",
+               "path": str(folder / "mail"), "allowed_domains": ["sev.gov.ru"], **box}
+    return write_settings(folder, db_url, [mailbox], {"transport": "maildir", "path": str(folder / "out")})
+
+
 def imap_box(dovecot: DovecotServer, account: ImapAccount, env: str, **extra: Any) -> dict[str, Any]:
     """A support mailbox read over IMAP (plain), password from environment variable `env`."""
     box = {"name": "help", "kind": "tickets", "address": HELP, "source": "imap",

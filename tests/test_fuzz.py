@@ -19,7 +19,7 @@ from inboxdesk.domain import DISPOSITIONS
 from inboxdesk.form_check import check_request
 from inboxdesk.settings import load_settings
 from mailflow.parsing import parse_message
-from tests.story import HELP, write_settings
+from tests.story import maildir_settings
 
 CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
@@ -101,10 +101,7 @@ def test_mutated_corpora_parse_without_raising() -> None:
 @pytest.fixture(scope="module")
 def desk(tmp_path_factory):
     folder = tmp_path_factory.mktemp("fuzz")
-    config = write_settings(folder, f"sqlite:///{folder / 'db.sqlite3'}",
-                            [{"name": "help", "kind": "tickets", "address": HELP, "source": "maildir",
-                              "path": str(folder / "mail"), "allowed_domains": ["sev.gov.ru"]}],
-                            {"transport": "maildir", "path": str(folder / "out")})
+    config = maildir_settings(folder, f"sqlite:///{folder / 'db.sqlite3'}")
     app = App(load_settings(config))
     yield app
     app.close()

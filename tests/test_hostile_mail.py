@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.story import HELP, cli, cli_json, write_settings
+from tests.story import HELP, cli, cli_json, maildir_settings
 
 MB10 = 10 * 1024 * 1024
 SENDER = "i.petrova@sev.gov.ru"
@@ -38,10 +38,7 @@ def nested(depth: int) -> bytes:
 
 @pytest.fixture
 def config(tmp_path, db_url) -> Path:
-    return write_settings(tmp_path, db_url, [{"name": "help", "kind": "tickets", "address": HELP,
-                                              "source": "maildir", "path": str(tmp_path / "mail"),
-                                              "allowed_domains": ["sev.gov.ru"]}],
-                          {"transport": "maildir", "path": str(tmp_path / "out")})
+    return maildir_settings(tmp_path, db_url)
 
 
 @pytest.mark.parametrize("big", [None, MB10], ids=["as-found", "10MB"])

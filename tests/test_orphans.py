@@ -12,7 +12,7 @@ import time
 import uuid
 from pathlib import Path
 
-from tests.story import HELP, letter, write_settings
+from tests.story import letter, maildir_settings
 
 
 def _marked(mark: str) -> list[int]:
@@ -34,10 +34,7 @@ def test_kill_9_of_the_daemon_takes_its_parse_workers_with_it(tmp_path):
     (maildir / "new").mkdir(parents=True)
     for n in range(40):  # a batch big enough for the workers (MIN_BATCH)
         (maildir / "new" / f"{n}.m{n}.host").write_bytes(letter(subject=f"Заявка {n}"))
-    config = write_settings(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}",
-                            [{"name": "help", "kind": "tickets", "address": HELP, "source": "maildir",
-                              "path": str(maildir), "allowed_domains": ["sev.gov.ru"], "poll_seconds": 0.5}],
-                            {"transport": "maildir", "path": str(tmp_path / "out")})
+    config = maildir_settings(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}", poll_seconds=0.5)
     with config.open("a", encoding="utf-8") as f:
         f.write("\n[intake]\nworkers = 2\n")
     mark = uuid.uuid4().hex

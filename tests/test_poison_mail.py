@@ -11,7 +11,7 @@ import pytest
 
 from inboxdesk.app import App
 from inboxdesk.settings import load_settings
-from tests.story import HELP, cli, cli_json, letter, write_settings
+from tests.story import HELP, cli, cli_json, letter, maildir_settings
 
 
 def _raw(*, message_id: str, from_header: str, subject: str, content_type: str = "") -> bytes:
@@ -33,10 +33,7 @@ def _raw(*, message_id: str, from_header: str, subject: str, content_type: str =
 
 @pytest.fixture
 def config(tmp_path, db_url) -> Path:
-    return write_settings(tmp_path, db_url, [{"name": "help", "kind": "tickets", "address": HELP,
-                                              "source": "maildir", "path": str(tmp_path / "mail"),
-                                              "allowed_domains": ["sev.gov.ru"]}],
-                          {"transport": "maildir", "path": str(tmp_path / "out")})
+    return maildir_settings(tmp_path, db_url)
 
 
 def test_values_longer_than_their_columns_still_make_tickets(tmp_path, config):

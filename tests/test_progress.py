@@ -9,7 +9,7 @@ import pytest
 from inboxdesk.app import App
 from inboxdesk.settings import load_settings
 from mailflow import intake as intake_module
-from tests.story import HELP, cli_json, letter, write_settings
+from tests.story import cli_json, letter, maildir_settings
 
 
 class Crash(BaseException):
@@ -17,9 +17,7 @@ class Crash(BaseException):
 
 
 def test_a_crash_mid_batch_keeps_the_steps_already_committed(tmp_path, db_url, monkeypatch):
-    config = write_settings(tmp_path, db_url, [{"name": "help", "kind": "tickets", "address": HELP,
-                                                "source": "maildir", "path": str(tmp_path / "mail")}],
-                            {"transport": "maildir", "path": str(tmp_path / "out")})
+    config = maildir_settings(tmp_path, db_url)
     app = App(load_settings(config))
     box = app.settings.mailbox("help")
     raws = [letter(sender=f"user{n}@sev.gov.ru", subject=f"Заявка {n}") for n in range(100)]
