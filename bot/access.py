@@ -18,6 +18,8 @@ from inboxdesk.workflow import Refused
 log = logging.getLogger(__name__)
 
 REFUSAL = "Бот только для сотрудников службы поддержки. Обратитесь к администратору."
+FOREIGN_CHAT = ("В этом чате бот не работает: данные заявок показываются только в чате поддержки "
+                "и в личных сообщениях сотрудникам.")
 ROLE_NAMES = {"operator": "оператор (1-я линия)", "engineer": "инженер (2-я линия)",
               "admin": "администратор"}
 
@@ -37,6 +39,13 @@ async def gate(update: Update, context: DeskContext) -> None:
         raise ApplicationHandlerStop
     services = context.services
     member = await services.read(lambda s: services.desk.staff(s).by_telegram(user.id))
+    chat = update.effective_chat
+    if member is not None and chat is not None and not services.settings.telegram.allows_chat(
+            chat.id, chat.type == "private"):
+        # Staff too: a record's data must not be posted into a chat with outsiders (issue 10).
+        if _addressed_to_bot(update):
+            await _refuse(update, context, FOREIGN_CHAT)
+        raise ApplicationHandlerStop
     if member is not None:
         context.member = member
         return
@@ -74,23 +83,23 @@ def _addressed_to_bot(update: Update) -> bool:
     return replied is not None and replied.from_user is not None and replied.from_user.is_bot
 
 
-async def _refuse(update: Update, context: DeskContext) -> None:
+async def _refuse(update: Update, context: DeskContext, refusal: str = REFUSAL) -> None:
     user = update.effective_user
     assert user is not None
     chat_id = update.effective_chat.id if update.effective_chat else None
     query = update.callback_query
     what = "button" if query else ((update.effective_message.text or "")[:100] if update.effective_message
                                    else "update")
-    log.warning("telegram: refused user %s (@%s) in chat %s: %s", user.id, user.username or "-", chat_id,
+    log.warning("telegram: refused user %s (@%s) in chat %s: %r", user.id, user.username or "-", chat_id,
                 what)
     services = context.services
     await services.act(lambda s: services.desk.audit(
         s, None, f"telegram:{user.id}", "bot_refused", None, None, chat_id=chat_id,
         username=user.username, attempted=what))
     if query is not None:
-        await query.answer(REFUSAL, show_alert=True)
+        await query.answer(refusal, show_alert=True)
     elif update.effective_message is not None:
-        await update.effective_message.reply_text(REFUSAL)
+        await update.effective_message.reply_text(refusal)
 
 
 def require(member: StaffMember, *roles: str) -> None:

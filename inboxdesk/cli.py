@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from inboxdesk import cli_desk, localtime, views
+from inboxdesk import cli_desk, localtime, logs, views
 from inboxdesk.app import App
 from inboxdesk.daemon import Daemon
 from inboxdesk.settings import SettingsError, load_settings
@@ -274,10 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("apscheduler", "aiosmtplib", "httpx", "imapclient", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logs.configure(args.verbose)
     checking = args.func is cmd_check_config
     try:
         settings = load_settings(args.config)

@@ -92,13 +92,14 @@ class DeskBase:
     def queue_auto_letter(self, session: Session, box: MailboxSettings, ticket: Ticket, purpose: str,
                           answering: ParsedMessage, subject: str, body: str,
                           to: str | None = None) -> OutboxItem | None:
-        """An automatic answer to `answering` (to its sender unless `to` is given), unless the OUT-1
-        hourly cap for that address is hit."""
-        to = to or (answering.reply_to or (answering.from_addr,))[0]
-        since = self.clock() - timedelta(hours=1)
-        if outbox.auto_mail_count(session, to, since) >= self.settings.outbound.auto_mail_per_hour:
+        """An automatic answer to `answering` (to its sender unless `to` is given), unless one of
+        the OUT-1 hourly caps is hit (recorded on the record with its reason)."""
+        to = to or self._answer_address(box, answering)
+        cap = outbox.auto_mail_cap(session, self.settings.outbound, domain.mail_key(to), ticket.id,
+                                   self.clock() - timedelta(hours=1))
+        if cap:
             self.audit(session, ticket, SYSTEM, "auto_mail_suppressed", None, None, to=to,
-                       purpose=purpose, reason="hourly cap of automatic mail to this address")
+                       purpose=purpose, reason=cap)
             return None
         mail = OutgoingEmail(
             from_addr=box.address, from_name=self.settings.institution.name, to=(to,),
@@ -106,13 +107,24 @@ class DeskBase:
             in_reply_to=answering.message_id, references=answering.references, auto=AUTO_REPLIED)
         return self.queue_letter(session, ticket, purpose, mail)
 
+    @staticmethod
+    def _answer_address(box: MailboxSettings, answering: ParsedMessage) -> str:
+        """Where an automatic answer goes: the sender (From), or their Reply-To only inside the
+        mailbox's allowed domains. Anywhere else Reply-To would make us mail a stranger, quoting
+        the sender's subject: a reflection channel (issue 10, OUT-1)."""
+        for address in answering.reply_to[:1]:
+            if box.allowed_domains and domain.domain_allowed(
+                    address.rpartition("@")[2], box.allowed_domains, box.allow_subdomains):
+                return address
+        return answering.from_addr
+
     def queue_letter(self, session: Session, ticket: Ticket | None, purpose: str,
                      mail: OutgoingEmail, author: str | None = None) -> OutboxItem:
         """Compose `mail` and put it in the outbox; it also shows in the ticket's history."""
         message_id, payload = compose(mail)
         item = OutboxItem(
             channel="email", purpose=purpose, ticket_id=ticket.id if ticket else None,
-            mail_from=mail.from_addr, recipients=list(mail.to), to_addr=mail.to[0].lower(),
+            mail_from=mail.from_addr, recipients=list(mail.to), to_addr=domain.mail_key(mail.to[0]),
             subject=mail.subject, message_id=message_id, payload=payload,
             auto=mail.auto is not None, created_at=self.clock(), next_attempt_at=self.clock(),
         )

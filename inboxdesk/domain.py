@@ -35,6 +35,29 @@ DISPOSITIONS = ("ticket", "followup", "filtered", "autoreply", "bounce", "duplic
 _TAG = re.compile(r"\[([A-Z][A-Z0-9_]{0,19}-\d{4}-\d{6,})\]")
 
 
+def normal_domain(name: str) -> str:
+    """`sev.gov.ru` for "Sev.Gov.Ru." or "@sev.gov.ru"; an IDN domain in its ASCII form."""
+    name = name.strip().strip(".").lower().lstrip("@")
+    try:
+        return name.encode("idna").decode("ascii")
+    except UnicodeError:
+        return name
+
+
+def domain_allowed(name: str, allowed: tuple[str, ...], subdomains: bool) -> bool:
+    """Is the domain `name` one of `allowed` (MAIL-1; a subdomain of one only with `subdomains`)?"""
+    name = normal_domain(name)
+    listed = [normal_domain(d) for d in allowed]
+    return name in listed or (subdomains and any(name.endswith("." + d) for d in listed))
+
+
+def mail_key(address: str) -> str:
+    """One key per mailbox for the OUT-1 caps: case folded and the `+tag` dropped, so
+    `Boss+1@Sev.gov.ru` and `boss+2@sev.gov.ru` count as `boss@sev.gov.ru`."""
+    local, _, host = address.strip().lower().rpartition("@")
+    return f"{local.split('+', 1)[0]}@{host}" if local else address.strip().lower()
+
+
 def public_id(prefix: str, year: int, number: int) -> str:
     """`HD-2026-000123` (MAIL-3, APL-2)."""
     return f"{prefix}-{year}-{number:06d}"

@@ -17,6 +17,7 @@ from email.utils import format_datetime, formataddr, formatdate, make_msgid
 from functools import lru_cache
 
 from inboxdesk.domain import LOOP_HEADER
+from inboxdesk.filenames import clean_filename
 
 AUTO_REPLIED = "auto-replied"  # an answer to a message (acknowledgement), RFC 3834
 AUTO_GENERATED = "auto-generated"  # caused by something else (status change, department notice)
@@ -27,6 +28,9 @@ class OutgoingFile:
     filename: str
     content_type: str
     content: bytes
+
+    def __post_init__(self) -> None:  # names from the CLI and the bot follow the same rule as mail's
+        object.__setattr__(self, "filename", clean_filename(self.filename) or "file")
 
 
 @dataclass(frozen=True)

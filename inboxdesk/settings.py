@@ -87,7 +87,10 @@ class OutboundSettings:
     timeout_seconds: float = 30.0
     max_attempts: int = 10
     retry_base_seconds: float = 30.0
-    auto_mail_per_hour: int = 20  # OUT-1: cap automatic mail to one address
+    auto_mail_per_hour: int = 20  # OUT-1: cap automatic mail to one address (case and +tag folded)
+    auto_mail_per_record_hour: int = 6  # ... about one record (an auto-responder answering each letter)
+    auto_mail_per_domain_hour: int = 0  # ... to one domain (0: no cap; the allowed domain sends all)
+    auto_mail_total_hour: int = 0  # ... in all (0: no cap)
     tls_verify: bool = True
 
     @property
@@ -109,6 +112,9 @@ class TelegramSettings:
     base_url: str = "https://api.telegram.org/bot"
     base_file_url: str = "https://api.telegram.org/file/bot"
     staff_chat_id: int = 0  # where cards of new tickets and sender replies are posted
+    # Other group chats where staff may use the bot; elsewhere it only refuses (private chats
+    # with staff members are always allowed). Records hold personal data (issue 10).
+    staff_chats: tuple[int, ...] = ()
     poll_timeout_seconds: float = 30.0  # getUpdates long poll
     request_timeout_seconds: float = 20.0
     max_attempts: int = 10
@@ -117,6 +123,10 @@ class TelegramSettings:
     @property
     def token(self) -> str:
         return os.environ.get(self.token_env, "").strip() if self.token_env else ""
+
+    def allows_chat(self, chat_id: int, private: bool) -> bool:
+        """May staff work with the bot in this chat?"""
+        return private or chat_id == self.staff_chat_id or chat_id in self.staff_chats
 
     @property
     def notifies(self) -> bool:
@@ -318,6 +328,9 @@ def _outbound(data: Any, problems: _Problems) -> OutboundSettings:
         max_attempts=t.get("max_attempts", int, 10),
         retry_base_seconds=t.get("retry_base_seconds", float, 30.0),
         auto_mail_per_hour=t.get("auto_mail_per_hour", int, 20),
+        auto_mail_per_record_hour=t.get("auto_mail_per_record_hour", int, 6),
+        auto_mail_per_domain_hour=t.get("auto_mail_per_domain_hour", int, 0),
+        auto_mail_total_hour=t.get("auto_mail_total_hour", int, 0),
         tls_verify=t.get("tls_verify", bool, True),
     )
     t.reject_unknown()
@@ -337,6 +350,7 @@ def _telegram(data: Any, problems: _Problems) -> TelegramSettings:
         base_url=t.get("base_url", str, TelegramSettings.base_url),
         base_file_url=t.get("base_file_url", str, TelegramSettings.base_file_url),
         staff_chat_id=t.get("staff_chat_id", int, 0),
+        staff_chats=_chat_ids(t, "staff_chats"),
         poll_timeout_seconds=t.get("poll_timeout_seconds", float, 30.0),
         request_timeout_seconds=t.get("request_timeout_seconds", float, 20.0),
         max_attempts=t.get("max_attempts", int, 10),
@@ -351,6 +365,15 @@ def _telegram(data: Any, problems: _Problems) -> TelegramSettings:
     if tg.max_attempts < 1:
         t.fail("telegram.max_attempts: must be at least 1")
     return tg
+
+
+def _chat_ids(t: _Table, key: str) -> tuple[int, ...]:
+    t.used.add(key)
+    raw = t.data.get(key, [])
+    if not isinstance(raw, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in raw):
+        t.fail(f"{t.where}.{key}: expected a list of chat IDs (integers), got {raw!r}")
+        return ()
+    return tuple(raw)
 
 
 def _desk(data: Any, problems: _Problems) -> DeskSettings:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from mailflow.message import ParsedMessage
 from mailflow.rules.allowed_domain import AllowedDomainRule
+from mailflow.rules.ambiguous_sender import AmbiguousSenderRule
 from mailflow.rules.auto_reply import AutoReplyRule
 from mailflow.rules.base import Hit, Rule, RuleContext
 from mailflow.rules.bounce import BounceRule
@@ -33,6 +34,7 @@ CHAIN: tuple[tuple[Rule, str], ...] = (
     (BounceRule(), BOUNCE),
     (AutoReplyRule(), AUTOREPLY),
     (MailingListRule(), FILTERED),
+    (AmbiguousSenderRule(), FILTERED),
     (AllowedDomainRule(), FILTERED),
 )
 

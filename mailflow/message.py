@@ -61,6 +61,9 @@ class ParsedMessage:
     attachments: tuple[MailAttachment, ...] = ()
     bounce: BounceInfo | None = None
     defects: tuple[str, ...] = ()
+    # Why the sender cannot be told for sure (two From headers, two addresses in one, an address
+    # in the display name); "" when From names exactly one address (issue 10, MAIL-1/MAIL-2).
+    sender_ambiguity: str = ""
 
     def header(self, name: str) -> str | None:
         """The first value of header `name` (case-insensitive), or None."""

@@ -17,6 +17,7 @@ from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 from io import BytesIO
 
+from inboxdesk.filenames import clean_filename
 from mailflow.charsets import (
     codec_name,
     decode_bytes,
@@ -43,10 +44,10 @@ _SIMPLE_ADDRESS = re.compile(
 # for a header line (998 characters at most), quadratic for a megabyte of spaces (issue 9).
 _SIMPLE_MAX = 998
 _MESSAGE_ID = re.compile(r"<([^<>]*)>")
+_UNQUOTED = re.compile(r'"(?:[^"\\]|\\.)*"|\([^()]*\)')  # quoted strings and comments of a header
 _MIME_HEADER_LINE = re.compile(r"(?:content-[\w-]+|mime-version):", re.IGNORECASE)
 _WHITESPACE = re.compile(r"\s+")
 _CONTROL = re.compile(r"[\x01-\x1f\x7f]")
-_UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f<>:"|?*]')
 _ADDRESS_HEADERS = ("from", "to", "cc", "reply-to")
 _UUENCODE = {"x-uuencode", "uuencode", "uue", "x-uue"}
 _MAX_DEPTH = 30  # nested multiparts deeper than this are hostile, not mail
@@ -115,6 +116,7 @@ def _parse(raw: bytes, broken: Exception | None = None) -> ParsedMessage:
     from_name, from_addr = addresses["from"][0] if addresses["from"] else ("", "")
     if not from_addr:
         defects.append("no-from-address")
+    ambiguity = _sender_ambiguity(raw_headers.get("from", []), addresses["from"])
 
     body = _Body("\r\n" if b"\r\n" in raw[:4096] else "\n", hint)
     if broken is None:
@@ -147,7 +149,20 @@ def _parse(raw: bytes, broken: Exception | None = None) -> ParsedMessage:
         attachments=tuple(body.attachments),
         bounce=_bounce(msg, defects),
         defects=tuple(dict.fromkeys(defects)),
+        sender_ambiguity=ambiguity,
     )
+
+
+def _sender_ambiguity(values: list[str], pairs: list[tuple[str, str]]) -> str:
+    """Read From as DMARC and mail clients do: one header, one address, no second address hidden
+    in the display name (`boss@sev.gov.ru <x@evil.example>` shows the first, mails the second)."""
+    if len(values) > 1:
+        return f"{len(values)} заголовка From"
+    if len(pairs) > 1:
+        return f"{len(pairs)} адреса в заголовке From"
+    if values and _UNQUOTED.sub("", values[0]).count("@") > 1:
+        return "в имени отправителя записан ещё один адрес"
+    return ""
 
 
 def _crude_text(raw: bytes, defects: list[str], hint: str | None) -> str:
@@ -356,10 +371,7 @@ def _filename(part: Message, defects: list[str], hint: str | None) -> str | None
 
 
 def _safe_name(name: str) -> str:
-    # Windows clients send full paths; storage and display need only the last component.
-    name = re.split(r"[\\/]", name)[-1]
-    name = _WHITESPACE.sub(" ", _UNSAFE_NAME.sub("_", name)).strip(" .")
-    return name[:200]
+    return clean_filename(name)
 
 
 def _eml_name(part: Message, name: str | None, hint: str | None) -> str:

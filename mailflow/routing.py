@@ -75,7 +75,12 @@ def route(session: Session, box: MailboxSettings, msg: ParsedMessage) -> Route:
             _THREAD_TICKET, {"ids": list(msg.thread_ids), "mailbox": box.name}).scalar()
         ticket = session.get(Ticket, ticket_id) if ticket_id is not None else None
         if ticket is not None:
-            return Route(ticket, "In-Reply-To/References указывают на письмо этой записи")
+            if is_participant(session, ticket, msg.from_addr):
+                return Route(ticket, "In-Reply-To/References указывают на письмо этой записи")
+            # MAIL-4 (issue 10): a Message-ID is no secret (a copy on CC, the department's copy);
+            # a stranger who cites one opens a record of their own, linked, and learns nothing.
+            return Route(None, f"In-Reply-To/References на письмо записи {ticket.public_id} от адреса, "
+                               "не участвующего в переписке: новая связанная запись", linked_to=ticket)
     for public in domain.tags_in(msg.subject):
         ticket = session.scalar(select(Ticket).where(Ticket.public_id == public, Ticket.kind == kind))
         if ticket is None:
@@ -89,9 +94,17 @@ def route(session: Session, box: MailboxSettings, msg: ParsedMessage) -> Route:
 
 
 def is_participant(session: Session, ticket: Ticket, address: str) -> bool:
-    """The requester, or anyone whose mail is already part of the ticket."""
-    if address == ticket.requester_email:
+    """The requester, anyone whose mail is already part of the ticket, or anyone we wrote to about
+    it (the department on an appeal). Whoever was only copied on someone's mail is not."""
+    address = (address or "").lower()
+    if not address:
+        return False
+    if address == ticket.requester_email.lower():
         return True
-    return bool(session.scalar(select(exists().where(
-        TicketMessage.ticket_id == ticket.id, TicketMessage.direction == "in",
-        TicketMessage.from_addr == address))))
+    if session.scalar(select(exists().where(
+            TicketMessage.ticket_id == ticket.id, TicketMessage.direction == "in",
+            TicketMessage.from_addr == address))):
+        return True
+    return any(address in (a.lower() for a in to or ()) for to in session.scalars(
+        select(TicketMessage.to_addrs).where(TicketMessage.ticket_id == ticket.id,
+                                             TicketMessage.direction == "out")))

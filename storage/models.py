@@ -216,6 +216,9 @@ class OutboxItem(Base):
         Index("ix_outbox_due", "status", "next_attempt_at"),
         Index("ix_outbox_message_id", "message_id"),
         Index("ix_outbox_auto_to", "to_addr", "auto", "created_at"),
+        # The OUT-1 caps per record and in total (issue 10).
+        Index("ix_outbox_ticket_auto", "ticket_id", "auto", "created_at"),
+        Index("ix_outbox_auto_created", "auto", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import socket
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import Select, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from storage.models import OutboxItem, utcnow
@@ -19,21 +20,43 @@ PENDING, SENT, FAILED, BOUNCED = "pending", "sent", "failed", "bounced"
 RETRYABLE = (FAILED, BOUNCED)  # what an admin may send again (`inboxdesk outbox retry`)
 
 
-_AUTO_MAIL_COUNT = select(func.count()).select_from(OutboxItem).where(
-    OutboxItem.to_addr == bindparam("to_addr"), OutboxItem.auto.is_(True),
-    OutboxItem.created_at >= bindparam("since"))
+def _auto_since(*where: Any) -> Select[tuple[int]]:
+    return select(func.count()).select_from(OutboxItem).where(
+        OutboxItem.auto.is_(True), OutboxItem.created_at >= bindparam("since"), *where)
 
 
-def auto_mail_count(session: Session, to_addr: str, since: datetime) -> int:
-    """How many automatic letters went (or wait to go) to `to_addr` since `since` (OUT-1 cap).
+# Prepared once: they run for every acknowledgement. Each has an index (to_addr | ticket_id |
+# created_at with auto); the per-domain one scans the hour's rows and runs only when configured.
+_CAPS = (
+    ("auto_mail_per_hour", "почасовой предел автоматических писем на этот адрес",
+     _auto_since(OutboxItem.to_addr == bindparam("key"))),
+    ("auto_mail_per_record_hour", "почасовой предел автоматических писем по этой записи",
+     _auto_since(OutboxItem.ticket_id == bindparam("ticket_id"))),
+    ("auto_mail_per_domain_hour", "почасовой предел автоматических писем на этот домен",
+     _auto_since(OutboxItem.to_addr.like(bindparam("domain_like"), escape="\\"))),
+    ("auto_mail_total_hour", "почасовой предел всех автоматических писем",
+     _auto_since()),
+)
 
-    Runs for every acknowledgement, so it is a prepared Core query; it flushes first only when
-    outbox rows wait in the session (an autoflush would write everything pending, every time).
+
+def auto_mail_cap(session: Session, limits: Any, key: str, ticket_id: int | None,
+                  since: datetime) -> str | None:
+    """The OUT-1 cap an automatic letter to `key` (`domain.mail_key`) about record `ticket_id`
+    would exceed now, as its reason; None when it may go. A limit of 0 is no limit.
+
+    It flushes first only when outbox rows wait in the session (an autoflush would write
+    everything pending, every time).
     """
     if any(isinstance(obj, OutboxItem) for obj in (*session.new, *session.dirty)):
         session.flush()
-    return session.connection().execute(
-        _AUTO_MAIL_COUNT, {"to_addr": to_addr.lower(), "since": since}).scalar() or 0
+    host = key.rpartition("@")[2].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    params = {"since": since, "key": key, "ticket_id": ticket_id, "domain_like": f"%@{host}"}
+    conn = session.connection()
+    for setting, reason, query in _CAPS:
+        limit = getattr(limits, setting)
+        if limit and (conn.execute(query, params).scalar() or 0) >= limit:
+            return f"{reason} ({limit} в час)"
+    return None
 
 
 def release_dead_claims(session: Session, channel: str | None = None) -> int:

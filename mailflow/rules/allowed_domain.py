@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from inboxdesk.domain import domain_allowed, normal_domain
 from mailflow.message import ParsedMessage
 from mailflow.rules.base import Hit, RuleContext
 
@@ -30,20 +31,9 @@ class AllowedDomainRule:
                        {"from": msg.from_addr})
         if not ctx.allowed_domains:  # an open mailbox (citizens' appeals): everyone is accepted
             return None
-        domain = _normal(address.rpartition("@")[2])
-        allowed = [_normal(d) for d in ctx.allowed_domains]
-        if domain in allowed:
+        domain = normal_domain(address.rpartition("@")[2])
+        if domain_allowed(domain, ctx.allowed_domains, ctx.allow_subdomains):
             return None
-        if ctx.allow_subdomains and any(domain.endswith("." + d) for d in allowed):
-            return None
+        allowed = [normal_domain(d) for d in ctx.allowed_domains]
         return Hit(self.name, f"домен отправителя {domain} не входит в разрешённые: {', '.join(allowed)}",
                    {"domain": domain, "allowed": allowed, "subdomains": ctx.allow_subdomains})
-
-
-def _normal(domain: str) -> str:
-    # Settings may say "Sev.Gov.Ru." or "минздрав.рф"; mail may carry either form of an IDN domain.
-    domain = domain.strip().strip(".").lower().lstrip("@")
-    try:
-        return domain.encode("idna").decode("ascii")
-    except UnicodeError:
-        return domain

@@ -1,0 +1,34 @@
+"""Log records that cannot be forged (issue 10): every message is one line.
+
+Log calls pass senders' and strangers' text as arguments (subjects, addresses, what a stranger
+typed to the bot). A newline in such text followed by a fake timestamp would read as a second,
+forged record; the formatter escapes line breaks and other control characters in the message,
+so whatever the text, a record stays one line. Tracebacks are added after the message, as usual.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]")
+
+
+def one_line(text: str) -> str:
+    """`text` with every control character written as an escape (`\\n`, `\\x1b`, ...)."""
+    return _CONTROL.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text)
+
+
+class OneLineFormatter(logging.Formatter):
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = one_line(record.message)
+        return super().formatMessage(record)
+
+
+def configure(verbose: bool) -> None:
+    """The process's logging: one line per record, to standard error."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
+    for noisy in ("apscheduler", "aiosmtplib", "httpx", "imapclient", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
