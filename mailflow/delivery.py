@@ -13,10 +13,12 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
 import aiosmtplib
+from sqlalchemy.exc import DBAPIError
 
 from inboxdesk.failpoints import failpoint
 from inboxdesk.settings import OutboundSettings
@@ -148,25 +150,30 @@ class EmailDelivery:
         self.db, self.cfg, self.transport_factory = db, cfg, transport_factory
         self.outages = 0  # consecutive failures to reach the server at all
         self.recovered = False
+        # Outcomes the database could not take when they happened (it went away mid-batch): a
+        # letter the server accepted must be marked sent, not sent again when its lease ends,
+        # and the rest of the batch must be due again at once. Written first when it is back.
+        self.unrecorded: list[Callable[[], None]] = []
 
     async def deliver_due(self, limit: int = 100) -> int:
         """Send what is due now; returns how many letters were accepted by the server."""
+        await asyncio.to_thread(self._catch_up)
         letters = await asyncio.to_thread(self._claim, limit)
         if not letters:
             return 0
         sent = 0
         try:
             async with self.transport_factory() as transport:
-                for letter in letters:
+                for i, letter in enumerate(letters):
                     try:
                         await transport.send(letter)
                     except ServerUnavailable:
                         raise
                     except DeliveryError as exc:
-                        await asyncio.to_thread(self._failed, letter, exc)
+                        await self._record(partial(self._failed, letter, exc), letters[i + 1:])
                         continue
                     failpoint("after_send")
-                    await asyncio.to_thread(self._sent, letter)
+                    await self._record(partial(self._sent, letter), letters[i + 1:])
                     sent += 1
         except ServerUnavailable as exc:
             # The server as a whole is unreachable: that is not the letters' fault, so it does not
@@ -179,6 +186,20 @@ class EmailDelivery:
             return sent
         self.outages = 0
         return sent
+
+    async def _record(self, write: Callable[[], None], rest: list[Letter]) -> None:
+        try:
+            await asyncio.to_thread(write)
+        except DBAPIError:
+            self.unrecorded.append(write)
+            if rest:
+                self.unrecorded.append(partial(self._release, rest, timedelta(0)))
+            raise
+
+    def _catch_up(self) -> None:
+        while self.unrecorded:
+            self.unrecorded[0]()
+            self.unrecorded.pop(0)
 
     def _claim(self, limit: int) -> list[Letter]:
         with self.db.transaction() as s:
