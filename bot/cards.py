@@ -18,7 +18,6 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from bot.callbacks import CallbackSigner
 from inboxdesk import domain, localtime
 from inboxdesk.desk import size_text
-from inboxdesk.localtime import as_utc
 from inboxdesk.settings import Settings
 from inboxdesk.workflow import PRIORITIES, priority_label
 from storage.models import Attachment, Ticket, TicketMessage
@@ -112,17 +111,27 @@ def summary_lines(ticket: Ticket, zone: ZoneInfo) -> list[str]:
     lines = [f"{KIND_NAMES.get(ticket.kind, esc(ticket.kind)).capitalize()} · <b>{esc(ticket.status)}</b>"
              f" · получено {when(ticket.created_at, zone)}",
              f"<b>Тема:</b> {esc(trim(ticket.subject, 300) or '(без темы)')}",
-             f"<b>От:</b> {esc(trim(ticket.requester_name, 200))} &lt;{esc(ticket.requester_email)}&gt;"]
+             f"<b>От:</b> {esc(trim(ticket.requester_name, 200))} {_contact(ticket)}"]
+    if ticket.sender_check:
+        lines.append(f"⚠️ <b>Отправитель не подтверждён:</b> {esc(trim(ticket.sender_check, 300))}")
     if ticket.organisation:
         lines.append(f"<b>Организация:</b> {esc(trim(ticket.organisation, 200))}")
     if ticket.kind == domain.TICKET:
         prio = priority_label(ticket.priority) or "не задан"
         lines.append(f"<b>Приоритет:</b> {esc(prio)} · <b>Влияние:</b> {esc(ticket.impact or 'не задано')}")
     if ticket.kind == domain.APPEAL and ticket.answer_due_at and ticket.status != domain.APPEAL_DONE:
-        lines.append(f"<b>Срок ответа:</b> до {as_utc(ticket.answer_due_at).astimezone(zone):%d.%m.%Y}")
+        lines.append(f"<b>Срок ответа:</b> до {localtime.day(ticket.answer_due_at, zone)}")
     owner = esc(ticket.assignee) if ticket.assignee else "не назначен"
     lines.append(f"<b>Исполнитель:</b> {owner}" + (" · 2-я линия" if ticket.line == 2 else ""))
     return lines
+
+
+def _contact(ticket: Ticket) -> str:
+    """`&lt;address&gt;`, or the phone a caller left, never an empty `<>`."""
+    if ticket.requester_email:
+        return f"&lt;{esc(ticket.requester_email)}&gt;"
+    phone = (ticket.fields or {}).get("Телефон")
+    return f"тел. {esc(phone)}" if phone else "(без адреса)"
 
 
 def keyboard(ticket: Ticket, signer: CallbackSigner) -> InlineKeyboardMarkup:

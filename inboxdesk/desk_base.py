@@ -161,6 +161,13 @@ class DeskBase:
             outbox.reopen(item, self.clock())
         return items
 
+    def flag_unconfirmed_sender(self, session: Session, ticket: Ticket, inbound: Any, reason: str) -> None:
+        """MAIL-2 `warn`: the record shows that a sender's mail on it was not confirmed."""
+        ticket.sender_check = reason
+        self.audit(session, ticket, SYSTEM, "sender_unconfirmed", None, None, inbound_id=inbound.id,
+                   reason=reason)
+        self.on_change(session, ticket, "sender_unconfirmed")
+
     # -- lookups and audit -------------------------------------------------------------------------
 
     def ticket_by_public_id(self, session: Session, public: str) -> Ticket | None:

@@ -69,6 +69,10 @@ class MailboxSettings:
     acknowledge: bool = True
     batch_size: int = 200
     tls_verify: bool = True
+    # MAIL-2 (issue 10): off | warn | enforce, judged by the Authentication-Results header our own
+    # receiving server adds (its authserv-id must be listed in trusted_authserv_ids).
+    authentication: str = "off"
+    trusted_authserv_ids: tuple[str, ...] = ()
 
     @property
     def password(self) -> str:
@@ -290,9 +294,14 @@ def _mailbox(data: Any, index: int, seen: set[str], problems: _Problems) -> Mail
         acknowledge=t.get("acknowledge", bool, True),
         batch_size=t.get("batch_size", int, 200),
         tls_verify=t.get("tls_verify", bool, True),
+        authentication=t.get("authentication", str, "off", choices=("off", "warn", "enforce")),
+        trusted_authserv_ids=tuple(v.strip().lower() for v in t.get("trusted_authserv_ids", tuple, ())),
     )
     t.reject_unknown()
     where = f"mailbox[{index}]"
+    if box.authentication != "off" and not box.trusted_authserv_ids:
+        t.fail(f"{where}.trusted_authserv_ids: required when authentication = \"{box.authentication}\" "
+               "(the authserv-id your receiving server writes into Authentication-Results)")
     if "@" not in box.address:
         t.fail(f"{where}.address: not an email address: {box.address!r}")
     if source == "imap" and not box.host:

@@ -27,7 +27,8 @@ def ticket_summary(t: Ticket, zone: ZoneInfo) -> dict[str, Any]:
             "created_at": iso(t.created_at), "assignee": t.assignee, "priority": t.priority,
             "impact": t.impact, "line": t.line, "channel": t.channel,
             "missing_fields": list(t.missing_fields or ()), "status_changed_at": iso(t.status_changed_at),
-            "accept_due_at": iso(t.accept_due_at), "accepted_at": iso(t.accepted_at)}
+            "accept_due_at": iso(t.accept_due_at), "accepted_at": iso(t.accepted_at),
+            "sender_check": t.sender_check or None}
 
 
 def ticket_detail(session: Session, t: Ticket, zone: ZoneInfo) -> dict[str, Any]:
@@ -112,6 +113,8 @@ def requester(v: dict[str, Any]) -> str:
 def detail_lines(v: dict[str, Any], zone: ZoneInfo) -> list[str]:
     """Text lines for a record's line, owner, priority, missing fields and deadlines."""
     lines = [f"исполнитель: {v['assignee'] or '—'}, линия {v['line']}, канал {v['channel']}"]
+    if v.get("sender_check"):
+        lines.append(f"⚠ отправитель не подтверждён (MAIL-2): {v['sender_check']}")
     if v["priority"]:
         lines.append(f"приоритет: {v['priority']}, влияние: {v['impact']}")
     if v["missing_fields"]:

@@ -37,12 +37,13 @@ from inboxdesk.form_check import ahead_key
 from inboxdesk.settings import MailboxSettings, Settings
 from mailflow import ahead
 from mailflow.ahead import form_files
-from mailflow.chain import Decision, decide
+from mailflow.authentication import check_sender
+from mailflow.chain import FILTERED, Decision, decide
 from mailflow.message import ParsedMessage
 from mailflow.parse_pool import ParsePool
 from mailflow.parsing import parse_message
 from mailflow.routing import find_duplicate, known_dedup_keys, route
-from mailflow.rules.base import RuleContext
+from mailflow.rules.base import Hit, RuleContext
 from mailflow.rules.size_limit import size_split
 from mailflow.sources import FetchedMail, MailSource
 from storage import leases, outbox
@@ -406,6 +407,11 @@ class Intake:
         if decision.disposition is not None:
             self._filter(s, row, msg, decision)
             return
+        unconfirmed = self._unconfirmed_sender(box, msg)
+        if unconfirmed and box.authentication == "enforce":
+            self._filter(s, row, msg, Decision(FILTERED, (Hit(
+                "authentication", f"поддельный отправитель (forged): {unconfirmed}", {}), *decision.hits)))
+            return
         kept, refused = size_split(msg.attachments, box.max_attachment_bytes)
         target = route(s, box, msg)
         row.reasons = [target.reason] + [f"вложение сверх лимита {size_text(box.max_attachment_bytes)} "
@@ -420,6 +426,17 @@ class Intake:
             if ticket is not target.ticket:
                 row.disposition = "ticket"
         row.ticket_id = ticket.id
+        if unconfirmed:  # MAIL-2 `warn`: accepted, and staff see why they should be careful
+            row.reasons = [*row.reasons, f"отправитель не подтверждён: {unconfirmed}"]
+            self.desk.flag_unconfirmed_sender(s, ticket, row, unconfirmed)
+
+    @staticmethod
+    def _unconfirmed_sender(box: MailboxSettings, msg: ParsedMessage) -> str:
+        """Why MAIL-2 does not confirm this allowed-domain sender ("" when it does, or is off)."""
+        if box.authentication == "off" or not box.allowed_domains:
+            return ""
+        check = check_sender(msg, box.trusted_authserv_ids)
+        return "" if check.confirmed else check.reason
 
     def _filter(self, s: Session, row: InboundMessage, msg: ParsedMessage, decision: Decision) -> None:
         row.disposition, row.reasons = decision.disposition, decision.reasons

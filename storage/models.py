@@ -132,6 +132,8 @@ class Ticket(Base):
     # status last changed (the reopen window of MAIL-5 counts from it).
     channel: Mapped[str] = mapped_column(String(20), default="email")
     missing_fields: Mapped[list[Any]] = mapped_column(default=list)
+    # MAIL-2 in `warn` mode (issue 10): why a sender's mail on this record was not confirmed.
+    sender_check: Mapped[str] = mapped_column(String(300), default="", server_default="")
     status_changed_at: Mapped[datetime | None] = mapped_column()
     # APL-6 (59-FZ): appeal deadlines; one extension at most, with its reason.
     registered_at: Mapped[datetime | None] = mapped_column()

@@ -204,3 +204,58 @@ def test_a_strangers_text_cannot_forge_a_log_line(desk_config, api, tmp_path):
     assert not any(line.startswith(forged[:23]) for line in lines)
     [refusal] = [line for line in lines if "refused user" in line]
     assert "\\n2026-12-04 10:00:00,000 INFO" in refusal
+
+
+# -- sender authenticity (MAIL-2) ----------------------------------------------------------------------
+
+OURS = "mx.miac.test"
+
+
+def _authenticated(results: str, *, forged_below: str = "") -> bytes:
+    """A request from boss@ with our server's verdict on top (and the sender's own copy below)."""
+    headers = {"Authentication-Results": f"{OURS}; {results}"}
+    raw = letter(sender=BOSS, subject="Срочно: доступ к МИС", headers=headers)
+    if forged_below:  # written by the sender before our server saw the letter: further down
+        head, _, body = raw.partition(b"\n\n")
+        raw = head + f"\nAuthentication-Results: {OURS}; {forged_below}".encode() + b"\n\n" + body
+    return raw
+
+
+@pytest.mark.parametrize("mode", ["enforce", "warn"])
+def test_forged_senders_of_an_allowed_domain(tmp_path, db_url, mode):
+    """MAIL-2: only our own server's topmost Authentication-Results counts. DMARC fail, or no
+    aligned SPF/DKIM pass, or no header of ours at all: filtered as forged in `enforce`, accepted
+    and flagged (card, `tickets show`) in `warn`. An aligned DKIM pass is a real sender."""
+    config = maildir_settings(tmp_path, db_url, authentication=mode, trusted_authserv_ids=[OURS])
+    records = _ingest(config, tmp_path,
+                      _authenticated("dmarc=fail header.from=sev.gov.ru; spf=fail smtp.mailfrom=x.example"),
+                      _authenticated("spf=pass smtp.mailfrom=evil.example; dkim=none"),
+                      letter(sender=BOSS, subject="Без заголовка", headers={
+                          "Authentication-Results": "mx.evil.example; dmarc=pass header.from=sev.gov.ru"}),
+                      _authenticated("dkim=fail header.d=sev.gov.ru",
+                                     forged_below="dmarc=pass header.from=sev.gov.ru"),
+                      _authenticated("dkim=pass header.d=sev.gov.ru; spf=softfail"))
+    reasons = [r["reasons"] for r in records]
+    forged = "поддельный отправитель (forged): "
+    if mode == "enforce":
+        assert [r["disposition"] for r in records] == ["filtered"] * 4 + ["ticket"]
+        assert reasons[0][0] == forged + "DMARC fail для домена sev.gov.ru"
+        assert reasons[1][0].startswith(forged + "нет подтверждённой SPF/DKIM")
+        assert reasons[2][0].startswith(forged + "нет заголовка Authentication-Results")
+        assert reasons[3][0].startswith(forged + "нет подтверждённой SPF/DKIM")
+        assert len(cli_json(config, "tickets", "list")) == 1
+        assert [o["to"] for o in cli_json(config, "outbox", "list")] == [[BOSS]]  # nothing to the forged
+    else:
+        assert [r["disposition"] for r in records] == ["ticket"] * 5
+        tickets = cli_json(config, "tickets", "list")
+        flagged = [t["sender_check"] for t in tickets]
+        assert flagged[0] == "DMARC fail для домена sev.gov.ru" and flagged[4] is None
+        assert all(flagged[:4])
+        _, shown = cli(config, "tickets", "show", tickets[0]["id"])
+        assert "⚠ отправитель не подтверждён (MAIL-2): DMARC fail для домена sev.gov.ru" in shown
+
+
+def test_authentication_needs_the_trusted_server_named(tmp_path, db_url):
+    config = maildir_settings(tmp_path, db_url, authentication="enforce")
+    status, out = cli(config, "check-config")
+    assert status == 1 and "mailbox[0].trusted_authserv_ids: required when authentication" in out

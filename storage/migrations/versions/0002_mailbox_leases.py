@@ -1,4 +1,4 @@
-"""mailbox leases and processing attempts (issue 9); indexes for the OUT-1 caps (issue 10)
+"""mailbox leases and processing attempts (issue 9); OUT-1 cap indexes, MAIL-2 flag (issue 10)
 
 Revision ID: 0002
 Revises: 0001
@@ -23,6 +23,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('inbound_messages') as batch:
         batch.add_column(sa.Column('attempts', sa.Integer(), server_default='0', nullable=False))
+    with op.batch_alter_table('tickets') as batch:
+        batch.add_column(sa.Column('sender_check', sa.String(length=300), server_default='', nullable=False))
     with op.batch_alter_table('outbox_items') as batch:
         batch.create_index('ix_outbox_ticket_auto', ['ticket_id', 'auto', 'created_at'], unique=False)
         batch.create_index('ix_outbox_auto_created', ['auto', 'created_at'], unique=False)
@@ -32,6 +34,8 @@ def downgrade() -> None:
     with op.batch_alter_table('outbox_items') as batch:
         batch.drop_index('ix_outbox_auto_created')
         batch.drop_index('ix_outbox_ticket_auto')
+    with op.batch_alter_table('tickets') as batch:
+        batch.drop_column('sender_check')
     with op.batch_alter_table('inbound_messages') as batch:
         batch.drop_column('attempts')
     op.drop_table('mailbox_leases')
