@@ -206,7 +206,7 @@ def test_cyrillic_domains_compare_in_either_form() -> None:
 
 def test_chain_order_is_data_and_dispositions_are_known() -> None:
     assert [rule.name for rule, _ in CHAIN] == ["own-mail", "bounce", "auto-reply", "mailing-list",
-                                                "allowed-domain"]
+                                                "ambiguous-sender", "allowed-domain"]
     assert {outcome for _, outcome in CHAIN} <= set(DISPOSITIONS)
 
 
@@ -224,7 +224,7 @@ def test_first_matching_rule_decides_and_every_hit_is_kept() -> None:
     decision = decide(msg, SUPPORT)
     assert decision.disposition == AUTOREPLY
     assert [h.rule for h in decision.hits] == ["auto-reply", "mailing-list", "allowed-domain"]
-    assert decision.misses == ("own-mail", "bounce")
+    assert decision.misses == ("own-mail", "bounce", "ambiguous-sender")
     assert decision.reasons[0].startswith("автоматическое письмо")
 
 
