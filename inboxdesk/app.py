@@ -76,7 +76,8 @@ class App:
         if box.source == "imap":
             return ImapSource(host=box.host, port=box.port, security=box.security,
                               username=box.username, password=box.password, folder=box.folder,
-                              processed_folder=box.processed_folder, ssl_verify=box.tls_verify)
+                              processed_folder=box.processed_folder, ssl_verify=box.tls_verify,
+                              ca_file=box.tls_ca_file)
         return MaildirSource(self.settings.resolve(box.path), processed_folder=box.processed_folder)
 
     def close(self) -> None:

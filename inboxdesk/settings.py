@@ -11,10 +11,10 @@ import re
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from inboxdesk.staff import StaffMember
@@ -73,6 +73,7 @@ class MailboxSettings:
     # receiving server adds (its authserv-id must be listed in trusted_authserv_ids).
     authentication: str = "off"
     trusted_authserv_ids: tuple[str, ...] = ()
+    tls_ca_file: str = ""  # a private CA's certificates (PEM) to trust instead of the system's
 
     @property
     def password(self) -> str:
@@ -96,6 +97,7 @@ class OutboundSettings:
     auto_mail_per_domain_hour: int = 0  # ... to one domain (0: no cap; the allowed domain sends all)
     auto_mail_total_hour: int = 0  # ... in all (0: no cap)
     tls_verify: bool = True
+    tls_ca_file: str = ""  # a private CA's certificates (PEM) to trust instead of the system's
 
     @property
     def password(self) -> str:
@@ -296,6 +298,7 @@ def _mailbox(data: Any, index: int, seen: set[str], problems: _Problems) -> Mail
         tls_verify=t.get("tls_verify", bool, True),
         authentication=t.get("authentication", str, "off", choices=("off", "warn", "enforce")),
         trusted_authserv_ids=tuple(v.strip().lower() for v in t.get("trusted_authserv_ids", tuple, ())),
+        tls_ca_file=t.get("tls_ca_file", str, ""),
     )
     t.reject_unknown()
     where = f"mailbox[{index}]"
@@ -341,6 +344,7 @@ def _outbound(data: Any, problems: _Problems) -> OutboundSettings:
         auto_mail_per_domain_hour=t.get("auto_mail_per_domain_hour", int, 0),
         auto_mail_total_hour=t.get("auto_mail_total_hour", int, 0),
         tls_verify=t.get("tls_verify", bool, True),
+        tls_ca_file=t.get("tls_ca_file", str, ""),
     )
     t.reject_unknown()
     if transport == "smtp" and not out.host:
@@ -533,6 +537,9 @@ def _intake(data: Any, problems: _Problems) -> IntakeSettings:
     return IntakeSettings(workers=workers)
 
 
+_WithCa = TypeVar("_WithCa", "MailboxSettings", "OutboundSettings")
+
+
 def parse_settings(data: dict[str, Any], base_dir: Path) -> Settings:
     """Settings from an already-parsed TOML document; SettingsError lists every problem."""
     problems = _Problems()
@@ -558,9 +565,23 @@ def parse_settings(data: dict[str, Any], base_dir: Path) -> Settings:
         with problems.section():
             parts[name] = read(root.get(key, type(empty), empty), problems)
     root.reject_unknown()
+    mailboxes = [_resolve_ca(b, f"mailbox[{i}]", base_dir, problems) for i, b in enumerate(mailboxes)]
+    if "outbound" in parts:
+        parts["outbound"] = _resolve_ca(parts["outbound"], "outbound", base_dir, problems)
     if problems.lines:
         raise SettingsError("\n".join(problems.lines))
     return Settings(database_url=url, mailboxes=tuple(mailboxes), base_dir=base_dir, **parts)
+
+
+def _resolve_ca(part: _WithCa, where: str, base_dir: Path, problems: _Problems) -> _WithCa:
+    """`tls_ca_file` named relative to the settings file, like every path in it; it must exist."""
+    if not part.tls_ca_file:
+        return part
+    path = Path(part.tls_ca_file)
+    path = path if path.is_absolute() else base_dir / path
+    if not path.is_file():
+        problems.lines.append(f"{where}.tls_ca_file: no such file: {path}")
+    return replace(part, tls_ca_file=str(path))
 
 
 def _database_url(data: Any, problems: _Problems) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import mailbox
-import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -22,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 
 from inboxdesk.failpoints import failpoint
 from inboxdesk.settings import OutboundSettings
+from mailflow.tls import client_context
 from storage import outbox
 from storage.db import Database
 from storage.models import OutboxItem
@@ -70,10 +70,7 @@ class SmtpTransport:
 
     async def __aenter__(self) -> SmtpTransport:
         cfg = self.cfg
-        context = ssl.create_default_context()
-        if not cfg.tls_verify:  # a self-signed certificate on an internal relay
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
+        context = client_context(cfg.tls_verify, cfg.tls_ca_file)
         self.client = aiosmtplib.SMTP(
             hostname=cfg.host, port=cfg.port, timeout=cfg.timeout_seconds,
             use_tls=cfg.security == "ssl", start_tls=cfg.security == "starttls",

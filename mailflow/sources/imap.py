@@ -15,6 +15,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import CapabilityError, LoginError
 
 from mailflow.sources import FetchedMail, SourceError
+from mailflow.tls import client_context
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class ImapSource:
         processed_folder: str = "",
         timeout: float = 30,
         ssl_verify: bool = True,
+        ca_file: str = "",
         stop_event: threading.Event | None = None,
     ) -> None:
         if security not in SECURITY:
@@ -53,7 +55,7 @@ class ImapSource:
         self.folder = folder or "INBOX"
         self.processed_folder = processed_folder if processed_folder != self.folder else ""
         self.timeout = timeout
-        self.ssl_verify = ssl_verify
+        self.ssl_verify, self.ca_file = ssl_verify, ca_file
         self.stop_event = stop_event  # interrupts the sleep of servers without IDLE
         self._client: IMAPClient | None = None
         self._uidvalidity: int | None = None
@@ -268,11 +270,7 @@ class ImapSource:
                 client.shutdown()
 
     def _ssl_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context()
-        if not self.ssl_verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        return context
+        return client_context(self.ssl_verify, self.ca_file)
 
     def _untagged(self) -> dict:
         client = self._client
