@@ -66,6 +66,16 @@ _EXTENSIONS = {
 _mime_types = mimetypes.MimeTypes()
 
 
+# The parse stage's budget per message (issue 9): time and memory grow linearly with the size,
+# so bounding the size bounds both. A bigger letter is recorded whole and read for its headers
+# only, with the reason on its record; staff find the raw bytes there.
+MAX_PARSE_BYTES = 64 * 1024 * 1024
+
+
+class MessageTooBig(Exception):
+    """A letter over MAX_PARSE_BYTES."""
+
+
 def clean_subject(subject: str) -> str:
     """The subject without leading reply/forward prefixes (Re:, Fwd:, AW:, Ответ:, RE[2]:, Пересл:)."""
     return _SUBJECT_PREFIX.sub("", subject or "").strip()
@@ -78,6 +88,8 @@ def parse_message(raw: bytes) -> ParsedMessage:
     email package) still leaves its headers and a crude text: the sender and subject are read,
     and the defect is recorded (issue 9).
     """
+    if len(raw) > MAX_PARSE_BYTES:  # the parse stage's budget: beyond it, the headers only
+        return _parse(raw, broken=MessageTooBig(f"{len(raw) // (1024 * 1024)} MB"))
     try:
         return _parse(raw)
     except Exception as exc:  # the pipeline must survive any input; record why and keep the text
@@ -122,8 +134,10 @@ def _parse(raw: bytes, broken: Exception | None = None) -> ParsedMessage:
     if broken is None:
         body.walk(msg, defects, 0)
     else:
-        defects.append(f"unparseable-body:{type(broken).__name__}")
-        body.texts.append(_crude_text(raw, defects, hint))
+        defects.append(f"unparseable-body:{type(broken).__name__}"
+                       + (f" {broken}" if isinstance(broken, MessageTooBig) else ""))
+        if not isinstance(broken, MessageTooBig):
+            body.texts.append(_crude_text(raw, defects, hint))
     text = "\n".join(body.texts)
     html = "\n".join(body.htmls) if body.htmls else None
     if html is not None and not text.strip():

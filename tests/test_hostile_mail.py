@@ -70,3 +70,18 @@ def test_a_part_the_parser_cannot_take_apart_keeps_sender_subject_and_text(tmp_p
     assert ticket["subject"] == "Глубокая вложенность"
     body = cli_json(config, "tickets", "show", ticket["id"])["messages"][0]["body"]
     assert "Не открывается расписание врача" in body and "Content-Type" not in body
+
+
+def test_a_letter_over_the_parse_budget_is_read_for_its_headers(tmp_path, config, monkeypatch):
+    """Issue 9: the parse stage has a budget per message (64 MB; 1 MB here): a bigger letter is
+    recorded whole, read for its sender and subject, and its record says why the body was not."""
+    from mailflow import parsing
+
+    monkeypatch.setattr(parsing, "MAX_PARSE_BYTES", 1024 * 1024)
+    path = tmp_path / "big.eml"
+    path.write_bytes((f"From: {SENDER}\r\nTo: {HELP}\r\nSubject: Большой архив\r\n"
+                      "Content-Type: text/plain; charset=utf-8\r\n\r\n").encode() + b"x" * (3 * 1024 * 1024))
+    assert cli(config, "ingest", "--mailbox", "help", str(path))[0] == 0
+    [record] = cli_json(config, "inbound", "list")
+    assert record["disposition"] == "ticket" and record["subject"] == "Большой архив"
+    assert record["reasons"][-1] == "письмо разобрано не полностью: unparseable-body:MessageTooBig 3 MB"
