@@ -136,3 +136,38 @@ def test_two_daemons_and_cron_make_each_ticket_once(world, tmp_path, dovecot, im
         assert "Traceback" not in text and " ERROR " not in text, text[-3000:]
     assert all(r.returncode == 0 and "Traceback" not in r.stderr for r in cron_runs), cron_runs[-1].stderr
     assert len(cron_runs) >= 2
+
+
+def test_cards_claimed_by_a_killed_process_go_out_at_start_up(desk_config, dovecot, api):
+    """Issue 9: Telegram rows claimed by a process of this host that no longer runs are freed
+    when the bot's delivery starts, like email rows, instead of waiting for their lease."""
+    import asyncio
+    import socket
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from inboxdesk.app import App
+    from inboxdesk.settings import load_settings
+    from storage.models import OutboxItem, utcnow
+    from tests.bot_world import cards, daemon_running, until
+
+    config = desk_config()
+    app = App(load_settings(config))
+    try:
+        app.intake.ingest(app.settings.mailbox("help"), [letter(subject="Карточка после сбоя")])
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead.wait()  # a pid that ran on this host and is gone
+        with app.db.transaction() as s:
+            claimed = s.execute(update(OutboxItem).where(OutboxItem.channel == "telegram").values(
+                claimed_by=f"{socket.gethostname()}:{dead.pid}",
+                claimed_until=utcnow() + timedelta(minutes=5))).rowcount
+        assert claimed == 1
+    finally:
+        app.close()
+
+    async def story() -> None:
+        async with daemon_running(config):
+            await until(lambda: cards(api), timeout=15)
+
+    asyncio.run(story())
