@@ -52,6 +52,7 @@ class Daemon:
         self.inflight: set[asyncio.Task[object]] = set()
         self.scheduler: AsyncIOScheduler | None = None
         self.failing: dict[str, str] = {}
+        self.database_down: dict[str, bool] = {}  # the last failure of a part was the database's
         self.loop: asyncio.AbstractEventLoop | None = None
         # Delivery jobs woken while already running: the run goes round once more instead of the
         # wake-up being skipped (max_instances=1) until the next tick.
@@ -100,6 +101,7 @@ class Daemon:
         """Log a failure once while it lasts (again only when it changes); the traceback of one
         nobody expected goes to the debug log."""
         message = failure_text(exc)
+        self.database_down[name] = isinstance(exc, DBAPIError)
         if self.failing.get(name) != message:
             log.error("%s: %s", name, message)
             if not isinstance(exc, SourceError | DBAPIError):
@@ -253,6 +255,10 @@ class Daemon:
             finally:
                 if source is not None:
                     source.close()
+            if self.database_down.get(box.name) and box.name in self.failing:
+                # The mail server is fine: try again at the pace of polling, not of reconnecting,
+                # so the mailbox is read within a poll interval of the database's return.
+                delay = min(delay, box.poll_seconds)
             if self.stopping.wait(delay):
                 break
             delay = min(delay * 2, RECONNECT_MAX_SECONDS)

@@ -56,6 +56,7 @@ def test_postgres_away_for_a_while_loses_nothing(tmp_path, _pg_session_db, dovec
                    and {o["status"] for o in cli_json(config, "outbox", "list")} == {"sent"},
                    lambda: (cli_json(config, "tickets", "list"), cli_json(config, "outbox", "list")))
             recovery = time.monotonic() - recovered_at
+            print(f"PostgreSQL {'IDLE' if idle else 'poll'}: caught up {recovery:.1f} s after it returned")
         finally:
             daemon.send_signal(signal.SIGTERM)
             daemon.wait(timeout=30)
@@ -128,9 +129,12 @@ def test_sqlite_on_a_full_disk_loses_nothing(tmp_path, small_disk, dovecot, imap
         filler.unlink()
         for sender in senders[4:]:
             dovecot.append(imap_account.address, letter(sender=sender, subject=f"После сбоя {sender}"))
+        freed_at = time.monotonic()
         _until(lambda: len(cli_json(config, "tickets", "list")) == 6
                and {o["status"] for o in cli_json(config, "outbox", "list")} == {"sent"},
                lambda: cli_json(config, "inbound", "list"))
+        print(f"SQLite {'IDLE' if idle else 'poll'}: caught up {time.monotonic() - freed_at:.1f} s after "
+              "the disk had room again")
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=30)
