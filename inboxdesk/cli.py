@@ -196,6 +196,14 @@ def _local_time(text: str, zone: ZoneInfo) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=zone)
 
 
+def cmd_status(app: App, args: argparse.Namespace) -> int:
+    from inboxdesk.status import summary, summary_text
+
+    view = summary(app.db, app.settings, app.zone)
+    _print(view, args.json, summary_text)
+    return 0 if not view["problems"] else 1
+
+
 def cmd_check_config(app: App, args: argparse.Namespace) -> int:
     from inboxdesk.checks import check_everything
 
@@ -266,6 +274,11 @@ def build_parser() -> argparse.ArgumentParser:
     orr.set_defaults(func=cmd_outbox_retry)
 
     cli_desk.register(sub)
+
+    status = sub.add_parser("status", help="how the desk is doing: database, mailboxes read, outbox, "
+                                           "open and overdue records (exit 1 when not ready)")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
 
     check = sub.add_parser("check-config", help="validate settings and try every server")
     check.set_defaults(func=cmd_check_config)

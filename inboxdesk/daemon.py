@@ -14,15 +14,20 @@ import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.exc import DBAPIError
 
 from inboxdesk.app import App
+from inboxdesk.metrics import Metrics
 from inboxdesk.settings import MailboxSettings
 from mailflow.intake import IntakeStats
 from mailflow.sources import MailSource, SourceError
+
+if TYPE_CHECKING:
+    from inboxdesk.watch import WatchServer
 
 log = logging.getLogger("inboxdesk.daemon")
 
@@ -53,6 +58,8 @@ class Daemon:
         self.scheduler: AsyncIOScheduler | None = None
         self.failing: dict[str, str] = {}
         self.database_down: dict[str, bool] = {}  # the last failure of a part was the database's
+        self.metrics = Metrics()
+        self.watch: WatchServer | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         # Delivery jobs woken while already running: the run goes round once more instead of the
         # wake-up being skipped (max_instances=1) until the next tick.
@@ -65,6 +72,7 @@ class Daemon:
         database, anything) is one log line per kind, and the next poll tries again."""
         own = source is None
         src = source or self.app.source(box)
+        started = time.monotonic()
         try:
             if own:
                 src.open()
@@ -75,6 +83,7 @@ class Daemon:
         finally:
             if own:
                 src.close()
+        self.metrics.polled(box.name, stats, time.monotonic() - started)
         self._recovered(box.name)
         if stats.fetched:
             log.info("mailbox %s: %d fetched, %s", box.name, stats.fetched,
@@ -102,6 +111,8 @@ class Daemon:
         nobody expected goes to the debug log."""
         message = failure_text(exc)
         self.database_down[name] = isinstance(exc, DBAPIError)
+        self.metrics.failed(name, "database" if isinstance(exc, DBAPIError) else
+                            "mailbox" if isinstance(exc, SourceError) else type(exc).__name__.lower())
         if self.failing.get(name) != message:
             log.error("%s: %s", name, message)
             if not isinstance(exc, SourceError | DBAPIError):
@@ -152,6 +163,12 @@ class Daemon:
                                seconds=self.app.settings.desk.timer_seconds, next_run_time=now, id="timers",
                                max_instances=1, coalesce=True)
         self._start_bot(now)
+        if self.app.settings.http.listen:
+            from inboxdesk.watch import WatchServer  # aiohttp only where the endpoints are on
+
+            self.watch = WatchServer(self.app, self.metrics, datetime.now(UTC))
+            await self.watch.start(self.app.settings.http.listen)
+            log.info("health and metrics on http://%s/", self.app.settings.http.listen)
         self.scheduler.start()
         log.info("inboxdesk running: %d mailbox(es), outbound via %s", len(self.app.settings.mailboxes),
                  self.app.settings.outbound.transport)
@@ -160,6 +177,8 @@ class Daemon:
         self.scheduler.shutdown(wait=False)
         if self.inflight:
             await asyncio.gather(*self.inflight, return_exceptions=True)
+        if self.watch is not None:
+            await self.watch.stop()
         log.info("inboxdesk stopped")
 
     def stop(self) -> None:

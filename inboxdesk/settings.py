@@ -181,6 +181,13 @@ class WorktimeSettings:
 
 
 @dataclass(frozen=True)
+class HttpSettings:
+    """The daemon's health and metrics endpoints (issue 13); off unless `listen` is set."""
+
+    listen: str = ""  # "127.0.0.1:9187"
+
+
+@dataclass(frozen=True)
 class IntakeSettings:
     """How intake uses the machine (DESIGN §6)."""
 
@@ -200,6 +207,7 @@ class Settings:
     staff: tuple[StaffMember, ...] = ()
     worktime: WorktimeSettings = field(default_factory=WorktimeSettings)
     intake: IntakeSettings = field(default_factory=IntakeSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
 
     def mailbox(self, name: str) -> MailboxSettings:
         for box in self.mailboxes:
@@ -523,6 +531,17 @@ def _worktime(data: Any, problems: _Problems) -> WorktimeSettings:
                             warn_before=tuple(warn), appeal_deadline_roll=roll)
 
 
+def _http(data: Any, problems: _Problems) -> HttpSettings:
+    t = _Table(data, "http", problems)
+    listen = t.get("listen", str, "").strip()
+    t.reject_unknown()
+    _host, sep, port = listen.rpartition(":")
+    if listen and (not sep or not port.isdigit() or not 0 < int(port) < 65536):
+        t.fail(f'http.listen: expected "host:port" such as "127.0.0.1:9187", got {listen!r}')
+        return HttpSettings()
+    return HttpSettings(listen=listen)
+
+
 def _intake(data: Any, problems: _Problems) -> IntakeSettings:
     t = _Table(data, "intake", problems)
     raw = t.data.get("workers", "auto")
@@ -561,7 +580,8 @@ def parse_settings(data: dict[str, Any], base_dir: Path) -> Settings:
             ("institution", _institution, "institution", {}), ("outbound", _outbound, "outbound", {}),
             ("telegram", _telegram, "telegram", {}), ("desk", _desk, "desk", {}),
             ("department", _department, "department", {}), ("staff", _staff, "staff", []),
-            ("worktime", _worktime, "worktime", {}), ("intake", _intake, "intake", {})):
+            ("worktime", _worktime, "worktime", {}), ("intake", _intake, "intake", {}),
+            ("http", _http, "http", {})):
         with problems.section():
             parts[name] = read(root.get(key, type(empty), empty), problems)
     root.reject_unknown()

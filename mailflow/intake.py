@@ -115,10 +115,12 @@ class Intake:
         if not self._lease(box):
             stats.busy = True
             return stats
+        done = False
         try:
             self._poll(box, source, should_stop, stats)
+            done = True
         finally:
-            self._release(box)
+            self._release(box, read_to_the_end=done)
         return stats
 
     def _poll(self, box: MailboxSettings, source: MailSource, should_stop: Callable[[], bool],
@@ -200,10 +202,10 @@ class Intake:
         with self.db.transaction() as s:
             return leases.acquire(s, box.name, LEASE)
 
-    def _release(self, box: MailboxSettings) -> None:
+    def _release(self, box: MailboxSettings, read_to_the_end: bool = False) -> None:
         try:
             with self.db.transaction() as s:
-                leases.release(s, box.name)
+                leases.release(s, box.name, read_to_the_end)
         except Exception:  # the database is away: the lease runs out by itself
             log.warning("mailbox %s: could not give the lease back; it runs out in %s", box.name, LEASE)
 

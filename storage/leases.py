@@ -37,18 +37,15 @@ def acquire(session: Session, mailbox: str, ttl: timedelta, now: datetime | None
     return taken == 1
 
 
-def release(session: Session, mailbox: str) -> None:
-    """Give the lease back (only if it is still ours)."""
+def release(session: Session, mailbox: str, read_to_the_end: bool = False) -> None:
+    """Give the lease back (only if it is still ours), noting when the mailbox was last read."""
+    values: dict[str, object] = {"holder": None, "expires_at": None}
+    if read_to_the_end:
+        values["last_read_at"] = utcnow()
     session.execute(update(MailboxLease).where(MailboxLease.mailbox == mailbox,
-                                               MailboxLease.holder == worker_id())
-                    .values(holder=None, expires_at=None))
+                                               MailboxLease.holder == worker_id()).values(**values))
 
 
-def holder(session: Session, mailbox: str) -> str | None:
-    """Who holds the lease of `mailbox` now (None: nobody, or it ran out)."""
-    row = session.execute(select(MailboxLease.holder, MailboxLease.expires_at)
-                          .where(MailboxLease.mailbox == mailbox)).first()
-    if row is None or row.holder is None or row.expires_at is None:
-        return None
-    expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=utcnow().tzinfo)
-    return row.holder if expires >= utcnow() else None
+def last_reads(session: Session) -> dict[str, datetime | None]:
+    """When each mailbox was last read to the end, by any instance."""
+    return dict(session.execute(select(MailboxLease.mailbox, MailboxLease.last_read_at)).all())

@@ -65,6 +65,8 @@ class MailboxLease(Base):
     mailbox: Mapped[str] = mapped_column(String(100), primary_key=True)
     holder: Mapped[str | None] = mapped_column(String(200))
     expires_at: Mapped[datetime | None] = mapped_column()
+    # When some instance last read the mailbox to the end (health checks, `inboxdesk status`).
+    last_read_at: Mapped[datetime | None] = mapped_column()
 
 
 class InboundMessage(Base):

@@ -19,6 +19,7 @@ def upgrade() -> None:
     sa.Column('mailbox', sa.String(length=100), nullable=False),
     sa.Column('holder', sa.String(length=200), nullable=True),
     sa.Column('expires_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('last_read_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('mailbox', name=op.f('pk_mailbox_leases'))
     )
     with op.batch_alter_table('inbound_messages') as batch:
