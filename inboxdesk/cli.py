@@ -298,6 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"PROBLEM: {line}" if checking else f"inboxdesk: settings: {line}",
                   file=sys.stdout if checking else sys.stderr)
         return 1 if checking else 2
+    logs.configure(args.verbose, settings.log.format)
     if not checking and (missing := missing_templates()):
         for line in missing:  # a desk that cannot write its letters must not start
             print(f"inboxdesk: {line}", file=sys.stderr)

@@ -8,8 +8,11 @@ so whatever the text, a record stays one line. Tracebacks are added after the me
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
+from datetime import UTC, datetime
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]")
 
@@ -25,10 +28,27 @@ class OneLineFormatter(logging.Formatter):
         return super().formatMessage(record)
 
 
-def configure(verbose: bool) -> None:
-    """The process's logging: one line per record, to standard error."""
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line (`[log] format = "json"`) for log collectors."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"at": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+                 "level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure(verbose: bool, fmt: str = "text") -> None:
+    """The process's logging: one line per record, to standard error. Under systemd (which sets
+    JOURNAL_STREAM) text lines carry no time stamp: the journal adds its own."""
     handler = logging.StreamHandler()
-    handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    elif os.environ.get("JOURNAL_STREAM"):
+        handler.setFormatter(OneLineFormatter("%(levelname)s %(name)s: %(message)s"))
+    else:
+        handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)
     for noisy in ("apscheduler", "aiosmtplib", "httpx", "imapclient", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -188,6 +188,11 @@ class HttpSettings:
 
 
 @dataclass(frozen=True)
+class LogSettings:
+    format: str = "text"  # text | json
+
+
+@dataclass(frozen=True)
 class IntakeSettings:
     """How intake uses the machine (DESIGN §6)."""
 
@@ -208,6 +213,7 @@ class Settings:
     worktime: WorktimeSettings = field(default_factory=WorktimeSettings)
     intake: IntakeSettings = field(default_factory=IntakeSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
+    log: LogSettings = field(default_factory=LogSettings)
 
     def mailbox(self, name: str) -> MailboxSettings:
         for box in self.mailboxes:
@@ -531,6 +537,13 @@ def _worktime(data: Any, problems: _Problems) -> WorktimeSettings:
                             warn_before=tuple(warn), appeal_deadline_roll=roll)
 
 
+def _log(data: Any, problems: _Problems) -> LogSettings:
+    t = _Table(data, "log", problems)
+    log = LogSettings(format=t.get("format", str, "text", choices=("text", "json")))
+    t.reject_unknown()
+    return log
+
+
 def _http(data: Any, problems: _Problems) -> HttpSettings:
     t = _Table(data, "http", problems)
     listen = t.get("listen", str, "").strip()
@@ -581,7 +594,7 @@ def parse_settings(data: dict[str, Any], base_dir: Path) -> Settings:
             ("telegram", _telegram, "telegram", {}), ("desk", _desk, "desk", {}),
             ("department", _department, "department", {}), ("staff", _staff, "staff", []),
             ("worktime", _worktime, "worktime", {}), ("intake", _intake, "intake", {}),
-            ("http", _http, "http", {})):
+            ("http", _http, "http", {}), ("log", _log, "log", {})):
         with problems.section():
             parts[name] = read(root.get(key, type(empty), empty), problems)
     root.reject_unknown()

@@ -105,3 +105,31 @@ def test_endpoints_follow_mail_and_outages(tmp_path, _pg_session_db, dovecot_fac
         view = cli_json(config, "status")
     assert status == 0 and "база данных: ok" in out and "открытые записи: Новая 1" in out
     assert view["problems"] == [] and view["outbox"]["by_status"] == {"sent": 1}
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_log_lines_for_the_journal_and_for_collectors(tmp_path, fmt):
+    """Issue 13: under systemd (JOURNAL_STREAM set) text lines carry no time stamp of their own;
+    `[log] format = "json"` gives one JSON object per line."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.story import maildir_settings
+
+    config = maildir_settings(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    with config.open("a", encoding="utf-8") as f:
+        f.write(f'\n[log]\nformat = "{fmt}"\n')
+    (tmp_path / "mail" / "new").mkdir(parents=True)
+    (tmp_path / "mail" / "new" / "1.a.host").write_bytes(letter(subject="Заявка для журнала"))
+    done = subprocess.run([sys.executable, "-m", "inboxdesk.cli", "--config", str(config), "run", "--once"],
+                          env=dict(os.environ, JOURNAL_STREAM="8:12345"), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if "mailbox help" in line]
+    assert lines, done.stderr
+    if fmt == "json":
+        entry = json.loads(lines[0])
+        assert entry["level"] == "INFO" and entry["message"].startswith("mailbox help: 1 fetched")
+    else:
+        assert lines[0].startswith("INFO inboxdesk.daemon: mailbox help: 1 fetched")
