@@ -31,8 +31,12 @@ class App:
     @cached_property
     def db(self) -> Database:
         db = Database(self.settings.database_url)
-        db.migrate()
+        db.prepare()  # a first start sets the schema up; an old one waits for `db upgrade`
         return db
+
+    def prepare(self) -> None:
+        """Open the database now (set up when empty; SchemaMismatch when its schema is another's)."""
+        _ = self.db
 
     @cached_property
     def desk(self) -> Desk:

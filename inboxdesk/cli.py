@@ -24,6 +24,7 @@ from inboxdesk.templating import missing_templates
 from inboxdesk.timers import missed_deadline, overdue_condition
 from inboxdesk.workflow import Refused
 from storage import outbox
+from storage.db import SchemaMismatch
 from storage.models import InboundMessage, OutboxItem, Ticket
 
 log = logging.getLogger("inboxdesk")
@@ -43,6 +44,7 @@ def _print(data: Any, as_json: bool, table: Callable[[Any], str]) -> None:
 # -- commands -----------------------------------------------------------------------------------
 
 def cmd_run(app: App, args: argparse.Namespace) -> int:
+    app.prepare()  # refuse to start on a schema this code was not written for (one clear line)
     daemon = Daemon(app)
     asyncio.run(daemon.run_once() if args.once else daemon.run_forever())
     return 0
@@ -204,6 +206,18 @@ def cmd_status(app: App, args: argparse.Namespace) -> int:
     return 0 if not view["problems"] else 1
 
 
+def cmd_db_upgrade(app: App, args: argparse.Namespace) -> int:
+    from storage.db import Database, head_revision
+
+    db = Database(app.settings.database_url)  # not app.db: that one refuses an old schema
+    try:
+        db.migrate()
+    finally:
+        db.dispose()
+    print(f"database schema at {head_revision()}")
+    return 0
+
+
 def cmd_check_config(app: App, args: argparse.Namespace) -> int:
     from inboxdesk.checks import check_everything
 
@@ -280,6 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
 
+    db = sub.add_parser("db", help="the database's schema").add_subparsers(dest="action", required=True)
+    db.add_parser("upgrade", help="upgrade the schema to this release's (back the database up first)"
+                  ).set_defaults(func=cmd_db_upgrade)
+
     check = sub.add_parser("check-config", help="validate settings and try every server")
     check.set_defaults(func=cmd_check_config)
     return p
@@ -309,6 +327,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CommandError, SettingsError, Refused) as exc:
         print(f"inboxdesk: {exc}", file=sys.stderr)
         return 1
+    except SchemaMismatch as exc:  # the daemon and every command refuse to work on it
+        print(f"inboxdesk: {exc}", file=sys.stderr)
+        return 2
     finally:
         app.close()
 

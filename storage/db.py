@@ -11,7 +11,9 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -52,15 +54,45 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision."""
+class SchemaMismatch(Exception):
+    """The database's schema is not the one this code was written for; the message says what to do."""
+
+
+def _config() -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def head_revision() -> str:
+    """The newest migration this code carries."""
+    return ScriptDirectory.from_config(_config()).get_current_head() or ""
+
+
+def migrate(engine: Engine, existing: bool = True) -> None:
+    """Bring the schema to the newest Alembic revision.
+
+    With `existing = False` only an empty database is set up (a first start): a database with an
+    older schema raises SchemaMismatch and waits for `inboxdesk db upgrade`, after a backup; a
+    newer one (a newer inboxdesk wrote it) always does (issue 13).
+    """
+    cfg = _config()
+    head = head_revision()
     with engine.begin() as conn:
         # Several instances may start at once (issue 9): one migrates, the others wait and then
         # find the schema current. SQLite's BEGIN IMMEDIATE already serialises them.
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+        current = MigrationContext.configure(conn).get_current_revision()
+        known = {s.revision for s in ScriptDirectory.from_config(cfg).walk_revisions()}
+        if current is not None and current not in known:
+            raise SchemaMismatch(f"the database's schema ({current}) is newer than this inboxdesk ({head}): "
+                                 "run the inboxdesk that wrote it, or upgrade this one")
+        if current == head:
+            return
+        if not existing and (current is not None or inspect(conn).get_table_names()):
+            raise SchemaMismatch(f"the database's schema is {current or 'unknown'}, this inboxdesk needs "
+                                 f"{head}: back it up, then run `inboxdesk db upgrade`")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 
@@ -78,7 +110,12 @@ class Database:
         return self.engine.dialect.name == "postgresql"
 
     def migrate(self) -> None:
+        """Upgrade the schema to this code's (`inboxdesk db upgrade`)."""
         migrate(self.engine)
+
+    def prepare(self) -> None:
+        """Set up an empty database; refuse one whose schema differs from this code's."""
+        migrate(self.engine, existing=False)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
