@@ -14,6 +14,7 @@ import os
 import re
 from datetime import UTC, datetime
 
+_HANDLER = "inboxdesk"  # the name of the one handler `configure` installs
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]")
 
 
@@ -42,13 +43,21 @@ class JsonFormatter(logging.Formatter):
 def configure(verbose: bool, fmt: str = "text") -> None:
     """The process's logging: one line per record, to standard error. Under systemd (which sets
     JOURNAL_STREAM) text lines carry no time stamp: the journal adds its own."""
+    root = logging.getLogger()
+    ours = [h for h in root.handlers if h.get_name() == _HANDLER]
+    for noisy in ("apscheduler", "aiosmtplib", "httpx", "imapclient", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if root.handlers and not ours:
+        return  # someone else (a test runner, an embedding program) owns the process's logging
+    for handler in ours:  # called again once the settings are read: replace, never add a second
+        root.removeHandler(handler)
     handler = logging.StreamHandler()
+    handler.set_name(_HANDLER)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     elif os.environ.get("JOURNAL_STREAM"):
         handler.setFormatter(OneLineFormatter("%(levelname)s %(name)s: %(message)s"))
     else:
         handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)
-    for noisy in ("apscheduler", "aiosmtplib", "httpx", "imapclient", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
