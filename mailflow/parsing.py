@@ -44,6 +44,8 @@ _SIMPLE_ADDRESS = re.compile(
 # for a header line (998 characters at most), quadratic for a megabyte of spaces (issue 9).
 _SIMPLE_MAX = 998
 _MESSAGE_ID = re.compile(r"<([^<>]*)>")
+_FROM_MAX = 4096
+_ADDRESS_LIKE = re.compile(r'[^\s<>"@,;:()\[\]]+@[^\s<>"@,;:()\[\]]+')
 _UNQUOTED = re.compile(r'"(?:[^"\\]|\\.)*"|\([^()]*\)')  # quoted strings and comments of a header
 _MIME_HEADER_LINE = re.compile(r"(?:content-[\w-]+|mime-version):", re.IGNORECASE)
 _WHITESPACE = re.compile(r"\s+")
@@ -172,10 +174,15 @@ def _sender_ambiguity(values: list[str], pairs: list[tuple[str, str]]) -> str:
     in the display name (`boss@sev.gov.ru <x@evil.example>` shows the first, mails the second)."""
     if len(values) > 1:
         return f"{len(values)} заголовка From"
-    if len(pairs) > 1:
-        return f"{len(pairs)} адреса в заголовке From"
-    if values and _UNQUOTED.sub("", values[0]).count("@") > 1:
-        return "в имени отправителя записан ещё один адрес"
+    addresses = {addr.lower() for _, addr in pairs if addr}
+    if len(addresses) > 1:
+        return f"{len(addresses)} адреса в заголовке From"
+    if values and len(values[0]) > _FROM_MAX:  # no mail client writes one; and the scans below stay short
+        return f"заголовок From длиннее {_FROM_MAX} символов"
+    # `ivanov@mail.ru <ivanov@mail.ru>` names one sender twice: that is no ambiguity.
+    written = {a.lower() for a in _ADDRESS_LIKE.findall(_UNQUOTED.sub("", values[0]))} if values else set()
+    if written - addresses:
+        return "в имени отправителя записан другой адрес"
     return ""
 
 

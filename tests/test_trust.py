@@ -53,14 +53,15 @@ def test_an_ambiguous_from_is_filtered_with_its_reason(config, tmp_path):
                       _raw([f"{BOSS}, x@evil.example"]),
                       _raw([BOSS, "x@evil.example"]),
                       _raw([f'"{BOSS}" <x@evil.example>']),
-                      _raw([f"Начальник <{BOSS}>"]))
-    assert [r["disposition"] for r in records] == ["filtered"] * 4 + ["ticket"]
+                      _raw([f"Начальник <{BOSS}>"]),
+                      _raw([f"{BOSS} <{BOSS}>"]))  # one sender named twice: no ambiguity
+    assert [r["disposition"] for r in records] == ["filtered"] * 4 + ["ticket"] * 2
     reasons = [r["reasons"][0] for r in records]
     assert reasons[0] == "неоднозначный отправитель (ambiguous sender): 2 адреса в заголовке From"
     assert reasons[1] == "неоднозначный отправитель (ambiguous sender): 2 адреса в заголовке From"
     assert reasons[2] == "неоднозначный отправитель (ambiguous sender): 2 заголовка From"
     assert reasons[3].startswith("домен отправителя evil.example не входит в разрешённые")
-    assert [t["requester_email"] for t in cli_json(config, "tickets", "list")] == [BOSS]
+    assert [t["requester_email"] for t in cli_json(config, "tickets", "list")] == [BOSS, BOSS]
 
 
 # -- only participants write into a ticket ---------------------------------------------------------
