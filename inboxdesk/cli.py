@@ -218,6 +218,21 @@ def cmd_db_upgrade(app: App, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_data(app: App, args: argparse.Namespace) -> int:
+    from inboxdesk.subject_access import export_requester
+
+    with app.db.sessions() as s:
+        data = export_requester(s, args.requester, app.zone)
+    text = json.dumps(data, ensure_ascii=False, indent=2)
+    if args.out:
+        Path(args.out).write_text(text + "\n", encoding="utf-8")
+        print(f"{len(data['records'])} record(s), {len(data['received_letters'])} letter(s) received, "
+              f"{len(data['letters_to_them'])} sent: {args.out}")
+    else:
+        print(text)
+    return 0
+
+
 def cmd_check_config(app: App, args: argparse.Namespace) -> int:
     from inboxdesk.checks import check_everything
 
@@ -293,6 +308,11 @@ def build_parser() -> argparse.ArgumentParser:
                                            "open and overdue records (exit 1 when not ready)")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
+
+    export = sub.add_parser("export-data", help="everything held about one person (subject-access request)")
+    export.add_argument("--requester", required=True, metavar="EMAIL")
+    export.add_argument("--out", metavar="FILE", help="write the JSON here instead of standard output")
+    export.set_defaults(func=cmd_export_data)
 
     db = sub.add_parser("db", help="the database's schema").add_subparsers(dest="action", required=True)
     db.add_parser("upgrade", help="upgrade the schema to this release's (back the database up first)"
