@@ -8,6 +8,7 @@ import os
 from sqlalchemy import text
 
 from inboxdesk.app import App
+from inboxdesk.failures import failure_text
 from inboxdesk.settings import TelegramSettings
 from inboxdesk.templating import missing_templates
 from mailflow.delivery import DeliveryError, SmtpTransport
@@ -26,7 +27,7 @@ def check_everything(app: App) -> list[str]:
         with app.db.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception as exc:  # any driver error is a problem to report, not a crash
-        problems.append(f"database: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+        problems.append(failure_text(exc))
     for i, box in enumerate(settings.mailboxes):
         if box.password_env and box.password_env not in os.environ:
             problems.append(f"mailbox[{i}].password_env: environment variable {box.password_env} is not set")
@@ -55,7 +56,7 @@ def check_everything(app: App) -> list[str]:
         try:
             problems += asyncio.run(_check_telegram(settings.telegram))
         except Exception as exc:  # an answer the client cannot read is a problem to report, not a crash
-            problems.append(f"telegram: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            problems.append(f"telegram: {failure_text(exc)}")
     return problems
 
 

@@ -21,6 +21,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.exc import DBAPIError
 
 from inboxdesk.app import App
+from inboxdesk.failures import failure_text
 from inboxdesk.metrics import Metrics
 from inboxdesk.settings import MailboxSettings
 from mailflow.intake import IntakeStats
@@ -36,18 +37,6 @@ DELIVERY_SECONDS = 10.0  # how often the outbox is checked when nothing wakes it
 # inside the 29 minutes RFC 2177 allows.
 IDLE_SECONDS = 5.0
 RECONNECT_MAX_SECONDS = 60.0
-
-
-def failure_text(exc: BaseException) -> str:
-    """One line for a failure: what failed and the first line of why (never a password)."""
-    if isinstance(exc, SourceError):
-        return str(exc)
-    if isinstance(exc, DBAPIError):
-        cause = exc.orig if exc.orig is not None else exc
-        first = (str(cause).strip().splitlines() or [""])[0]
-        return f"database: {type(cause).__name__}: {first}"
-    first = (str(exc).strip().splitlines() or [""])[0]
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 class Daemon:

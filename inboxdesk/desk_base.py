@@ -19,6 +19,7 @@ from inboxdesk.staff import StaffDirectory, StaffMember, directory
 from inboxdesk.workflow import Refused
 from mailflow.message import ParsedMessage
 from storage import outbox
+from storage.db import escape_like
 from storage.models import Attachment, AuditEvent, OutboxItem, Ticket, TicketMessage, utcnow
 
 SYSTEM = "system"  # the actor of automatic changes
@@ -184,7 +185,7 @@ class DeskBase:
         exact = self.ticket_by_public_id(session, text)
         # SQLite folds case for ASCII only (and PostgreSQL by its locale), so the usual spellings
         # of a Cyrillic word are matched explicitly: as typed, lower, upper, capitalised.
-        patterns = {f"%{_escape_like(v)}%" for v in (text, text.lower(), text.upper(), text.capitalize())}
+        patterns = {f"%{escape_like(v)}%" for v in (text, text.lower(), text.upper(), text.capitalize())}
 
         def matches(column: Any) -> Any:  # a column expression
             return or_(*(column.ilike(p, escape="\\") for p in patterns))
@@ -225,7 +226,3 @@ class DeskBase:
 
 def _sha256(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

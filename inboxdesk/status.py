@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select, text
 
 from inboxdesk import domain, localtime
+from inboxdesk.failures import failure_text
 from inboxdesk.settings import MailboxSettings, Settings
 from inboxdesk.timers import overdue_condition
 from storage import leases, outbox
@@ -51,8 +52,7 @@ def summary(db: Database, settings: Settings, zone: ZoneInfo, now: datetime | No
                 Ticket.status.not_in(FINISHED)).group_by(Ticket.status)).all())
             overdue = s.scalar(select(func.count()).select_from(Ticket).where(overdue_condition(now))) or 0
     except Exception as exc:  # any driver error: the desk is not ready, and says why
-        first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0]
-        problems.append(f"database: {type(exc).__name__}: {first}")
+        problems.append(failure_text(exc))
         view["database"] = "unreachable"
         return view
     view["database"] = "ok"

@@ -54,6 +54,11 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+def escape_like(text: str) -> str:
+    """`text` as a literal inside a LIKE pattern written with `escape="\\"`."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 class SchemaMismatch(Exception):
     """The database's schema is not the one this code was written for; the message says what to do."""
 

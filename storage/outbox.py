@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Select, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from storage.db import escape_like
 from storage.models import OutboxItem, utcnow
 from storage.owners import dead_here, worker_id
 
@@ -49,8 +50,8 @@ def auto_mail_cap(session: Session, limits: Any, key: str, ticket_id: int | None
     """
     if any(isinstance(obj, OutboxItem) for obj in (*session.new, *session.dirty)):
         session.flush()
-    host = key.rpartition("@")[2].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    params = {"since": since, "key": key, "ticket_id": ticket_id, "domain_like": f"%@{host}"}
+    domain_like = f"%@{escape_like(key.rpartition('@')[2])}"
+    params = {"since": since, "key": key, "ticket_id": ticket_id, "domain_like": domain_like}
     conn = session.connection()
     for setting, reason, query in _CAPS:
         limit = getattr(limits, setting)
