@@ -10,7 +10,7 @@ from bot.access import ROLE_NAMES, require
 from bot.answers import command_args, done_line, post_card, say, ticket_named
 from bot.cards import esc, history, priority_menu, status_menu, ticket_list, trim
 from bot.context import BotServices, DeskContext
-from inboxdesk import domain
+from inboxdesk import domain, workflow
 from inboxdesk.timers import overdue_records
 from inboxdesk.workflow import Refused
 from storage import outbox
@@ -38,7 +38,6 @@ COMMANDS = (
     ("whoami", "Мой Telegram ID и ID этого чата"),
 )
 BOT_COMMANDS = [BotCommand(name, description) for name, description in COMMANDS]
-OPEN_STATUSES_EXCLUDED = frozenset({domain.TICKET_CLOSED, domain.TICKET_RESOLVED, domain.APPEAL_DONE})
 
 
 def _need(args: list[str], count: int, usage: str) -> list[str]:
@@ -69,7 +68,7 @@ async def cmd_mine(update: Update, context: DeskContext) -> None:
     """/mine: what is assigned to me and not finished."""
     services, member = context.services, context.member
     tickets = await services.read(lambda s: [t for t in services.desk.list_tickets(s, assignee=member.name)
-                                             if t.status not in OPEN_STATUSES_EXCLUDED])
+                                             if t.status not in workflow.DONE])
     await say(update, ticket_list("Мои в работе", tickets))
 
 

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, text
 
-from inboxdesk import domain, localtime
+from inboxdesk import localtime, workflow
 from inboxdesk.failures import failure_text
 from inboxdesk.settings import MailboxSettings, Settings
 from inboxdesk.timers import overdue_condition
@@ -22,7 +22,6 @@ from storage.db import Database
 from storage.models import OutboxItem, Ticket, utcnow
 
 STUCK = timedelta(minutes=15)  # a due letter older than this: delivery is not working
-FINISHED = (domain.TICKET_CLOSED, domain.APPEAL_DONE)
 
 
 def read_within(box: MailboxSettings) -> timedelta:
@@ -49,7 +48,7 @@ def summary(db: Database, settings: Settings, zone: ZoneInfo, now: datetime | No
             oldest = s.scalar(select(func.min(OutboxItem.next_attempt_at)).where(
                 OutboxItem.status == outbox.PENDING, OutboxItem.next_attempt_at <= now))
             tickets = dict(s.execute(select(Ticket.status, func.count()).where(
-                Ticket.status.not_in(FINISHED)).group_by(Ticket.status)).all())
+                Ticket.status.not_in(workflow.DONE)).group_by(Ticket.status)).all())
             overdue = s.scalar(select(func.count()).select_from(Ticket).where(overdue_condition(now))) or 0
     except Exception as exc:  # any driver error: the desk is not ready, and says why
         problems.append(failure_text(exc))

@@ -45,6 +45,8 @@ ON_ESCALATE = {d.TICKET_ASSIGNED: d.TICKET_NEW}
 # A sender's mail to a ticket in these statuses changes it (MAIL-5).
 WAITING_FOR_SENDER = frozenset({d.TICKET_FEEDBACK})
 FINISHED = frozenset({d.TICKET_RESOLVED, d.TICKET_CLOSED})
+# No work left on it: a finished ticket or a completed appeal (not "open" in lists and counts).
+DONE = FINISHED | {d.APPEAL_DONE}
 
 # Told to the sender once per round of work (from arrival or a reopening until it is finished):
 # a ticket handed between staff, or back from `Обратная связь`, was already "taken into work".
