@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from inboxdesk.desk import Desk
+from inboxdesk.retention import Retention
 from inboxdesk.settings import MailboxSettings, Settings
 from inboxdesk.timers import Timers
 from mailflow.delivery import EmailDelivery, MailTransport, make_transport
@@ -57,6 +58,11 @@ class App:
     def timers(self) -> Timers:
         """Deadline warnings, reminders and automatic closing (issue 5)."""
         return Timers(self.db, self.desk)
+
+    @cached_property
+    def retention(self) -> Retention:
+        """Deleting raw letters and files, anonymising finished records, when configured."""
+        return Retention(self.db, self.settings.retention)
 
     @cached_property
     def email_delivery(self) -> EmailDelivery:

@@ -201,7 +201,7 @@ def _local_time(text: str, zone: ZoneInfo) -> datetime:
 def cmd_status(app: App, args: argparse.Namespace) -> int:
     from inboxdesk.status import summary, summary_text
 
-    view = summary(app.db, app.settings, app.zone)
+    view = summary(app.db, app.settings, app.zone, now=app.desk.clock())
     _print(view, args.json, summary_text)
     return 0 if not view["problems"] else 1
 
@@ -230,6 +230,44 @@ def cmd_export_data(app: App, args: argparse.Namespace) -> int:
               f"{len(data['letters_to_them'])} sent: {args.out}")
     else:
         print(text)
+    return 0
+
+
+def cmd_retention(app: App, args: argparse.Namespace) -> int:
+    if app.settings.retention.keeps_everything:
+        print("[retention] is not set: everything is kept")
+        return 0
+    now = app.desk.clock()
+    if args.dry_run:
+        with app.db.sessions() as s:
+            done = app.retention.due(s, now)
+    else:
+        done = app.retention.run(now)
+    print(f"{'due now' if args.dry_run else 'done'}: {done}")
+    return 0
+
+
+def cmd_backup(app: App, args: argparse.Namespace) -> int:
+    from storage.backup import BackupError, backup
+
+    app.prepare()  # a backup of a schema this release cannot read would not restore into it
+    try:
+        backup(app.settings.database_url, Path(args.path))
+    except BackupError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"backup written: {args.path} ({Path(args.path).stat().st_size} bytes)")
+    return 0
+
+
+def cmd_restore(app: App, args: argparse.Namespace) -> int:
+    from storage.backup import BackupError, restore
+
+    try:
+        restore(app.settings.database_url, Path(args.path), replace=args.replace)
+    except BackupError as exc:
+        raise CommandError(str(exc)) from None
+    app.prepare()  # an older backup's schema says so now: `db upgrade` next
+    print(f"restored from {args.path}")
     return 0
 
 
@@ -317,6 +355,19 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="the database's schema").add_subparsers(dest="action", required=True)
     db.add_parser("upgrade", help="upgrade the schema to this release's (back the database up first)"
                   ).set_defaults(func=cmd_db_upgrade)
+
+    keep = sub.add_parser("retention", help="delete and anonymise what [retention] says is due now "
+                          "(the daemon does it every hour)")
+    keep.add_argument("--dry-run", action="store_true", help="only count what is due")
+    keep.set_defaults(func=cmd_retention)
+
+    bk = sub.add_parser("backup", help="a consistent copy of the database while the desk runs")
+    bk.add_argument("path", help="the new backup file (SQLite file, or pg_dump's custom format)")
+    bk.set_defaults(func=cmd_backup)
+    rs = sub.add_parser("restore", help="replace the database with a backup (stop every instance first)")
+    rs.add_argument("path")
+    rs.add_argument("--replace", action="store_true", help="even when the database holds data")
+    rs.set_defaults(func=cmd_restore)
 
     check = sub.add_parser("check-config", help="validate settings and try every server")
     check.set_defaults(func=cmd_check_config)

@@ -37,6 +37,7 @@ DELIVERY_SECONDS = 10.0  # how often the outbox is checked when nothing wakes it
 # inside the 29 minutes RFC 2177 allows.
 IDLE_SECONDS = 5.0
 RECONNECT_MAX_SECONDS = 60.0
+RETENTION_SECONDS = 3600.0  # retention counts in days: once an hour is on time
 
 
 class Daemon:
@@ -124,11 +125,25 @@ class Daemon:
         self._recovered("timers")
         return done
 
+    def run_retention(self) -> None:
+        """Delete and anonymise what `[retention]` says is due now; a failure is one log line."""
+        if self.app.settings.retention.keeps_everything:
+            return
+        try:
+            done = self.app.retention.run(self.app.desk.clock())
+        except Exception as exc:  # the database may be away: the next run tries again
+            self._failure("retention", exc)
+            return
+        self._recovered("retention")
+        if done:
+            log.info("retention: %s", done)
+
     async def run_once(self) -> None:
         """Poll every mailbox once, do the timed work that is due, deliver the outbox, return."""
         for box in self.app.settings.mailboxes:
             await asyncio.to_thread(self.poll_mailbox, box)
         await asyncio.to_thread(self.run_timers)
+        await asyncio.to_thread(self.run_retention)
         await self.deliver()
         if self.app.staff_bot is not None:
             await self.app.staff_bot.deliver_once()
@@ -151,6 +166,10 @@ class Daemon:
         self.scheduler.add_job(self._job(self._timers_job), "interval",
                                seconds=self.app.settings.desk.timer_seconds, next_run_time=now, id="timers",
                                max_instances=1, coalesce=True)
+        if not self.app.settings.retention.keeps_everything:
+            self.scheduler.add_job(self._job(asyncio.to_thread, self.run_retention), "interval",
+                                   seconds=RETENTION_SECONDS, next_run_time=now, id="retention",
+                                   max_instances=1, coalesce=True)
         self._start_bot(now)
         if self.app.settings.http.listen:
             from inboxdesk.watch import WatchServer  # aiohttp only where the endpoints are on

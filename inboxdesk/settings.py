@@ -193,6 +193,27 @@ class LogSettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    """How long personal data is kept (issue 13, 152-FZ art. 5 part 7); None keeps it for good.
+
+    Days count from a filtered letter's arrival, or from the last status change of a record with no
+    work left (workflow.DONE); a record reopened before then starts over.
+    """
+
+    filtered_raw_days: int | None = None  # raw letters of mail that made no record
+    closed_raw_days: int | None = None  # raw letters in, and sent letters out, of a finished record
+    closed_files_days: int | None = None  # the attachments' bytes of a finished record
+    anonymise_days: int | None = None  # the requester's personal data on a finished record
+
+    @property
+    def keeps_everything(self) -> bool:
+        return all(getattr(self, key) is None for key in RETENTION_KEYS)
+
+
+RETENTION_KEYS = ("filtered_raw_days", "closed_raw_days", "closed_files_days", "anonymise_days")
+
+
+@dataclass(frozen=True)
 class IntakeSettings:
     """How intake uses the machine (DESIGN §6)."""
 
@@ -214,6 +235,7 @@ class Settings:
     intake: IntakeSettings = field(default_factory=IntakeSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
 
     def mailbox(self, name: str) -> MailboxSettings:
         for box in self.mailboxes:
@@ -569,6 +591,29 @@ def _intake(data: Any, problems: _Problems) -> IntakeSettings:
     return IntakeSettings(workers=workers)
 
 
+def _retention(data: Any, problems: _Problems) -> RetentionSettings:
+    t = _Table(data, "retention", problems)
+    days: dict[str, int | None] = {}
+    for key in RETENTION_KEYS:
+        value = t.get(key, int, None)
+        if value is not None and value < 1:
+            t.fail(f"retention.{key}: expected a number of days of at least 1, got {value}")
+            value = None
+        days[key] = value
+    t.reject_unknown()
+    return RetentionSettings(**days)
+
+
+def _check_retention(parts: dict[str, Any], problems: _Problems) -> None:
+    """A record anonymised while its sender may still reopen it would lose the reply."""
+    retention, desk = parts.get("retention"), parts.get("desk")
+    days = retention.anonymise_days if retention else None
+    if desk and days is not None and days <= desk.reopen_days:
+        problems.lines.append(f"retention.anonymise_days: {days} is within desk.reopen_days "
+                              f"({desk.reopen_days}): a sender's reply could reopen a record that no "
+                              "longer knows them")
+
+
 _WithCa = TypeVar("_WithCa", "MailboxSettings", "OutboundSettings")
 
 
@@ -594,10 +639,12 @@ def parse_settings(data: dict[str, Any], base_dir: Path) -> Settings:
             ("telegram", _telegram, "telegram", {}), ("desk", _desk, "desk", {}),
             ("department", _department, "department", {}), ("staff", _staff, "staff", []),
             ("worktime", _worktime, "worktime", {}), ("intake", _intake, "intake", {}),
-            ("http", _http, "http", {}), ("log", _log, "log", {})):
+            ("http", _http, "http", {}), ("log", _log, "log", {}),
+            ("retention", _retention, "retention", {})):
         with problems.section():
             parts[name] = read(root.get(key, type(empty), empty), problems)
     root.reject_unknown()
+    _check_retention(parts, problems)
     mailboxes = [_resolve_ca(b, f"mailbox[{i}]", base_dir, problems) for i, b in enumerate(mailboxes)]
     if "outbound" in parts:
         parts["outbound"] = _resolve_ca(parts["outbound"], "outbound", base_dir, problems)

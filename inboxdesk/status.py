@@ -13,13 +13,14 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, text
 
-from inboxdesk import localtime, workflow
+from inboxdesk import localtime, retention, workflow
 from inboxdesk.failures import failure_text
-from inboxdesk.settings import MailboxSettings, Settings
+from inboxdesk.retention import Retention
+from inboxdesk.settings import RETENTION_KEYS, MailboxSettings, Settings
 from inboxdesk.timers import overdue_condition
 from storage import leases, outbox
 from storage.db import Database
-from storage.models import OutboxItem, Ticket, utcnow
+from storage.models import AuditEvent, OutboxItem, Ticket, utcnow
 
 STUCK = timedelta(minutes=15)  # a due letter older than this: delivery is not working
 
@@ -50,6 +51,12 @@ def summary(db: Database, settings: Settings, zone: ZoneInfo, now: datetime | No
             tickets = dict(s.execute(select(Ticket.status, func.count()).where(
                 Ticket.status.not_in(workflow.DONE)).group_by(Ticket.status)).all())
             overdue = s.scalar(select(func.count()).select_from(Ticket).where(overdue_condition(now))) or 0
+            kept = settings.retention
+            view["retention"] = {
+                "days": {key: getattr(kept, key) for key in RETENTION_KEYS},
+                "due": Retention(db, kept).due(s, now).as_dict(),
+                "last_done_at": localtime.iso(s.scalar(select(func.max(AuditEvent.at)).where(
+                    AuditEvent.actor == retention.ACTOR)), zone)}
     except Exception as exc:  # any driver error: the desk is not ready, and says why
         problems.append(failure_text(exc))
         view["database"] = "unreachable"
@@ -87,5 +94,22 @@ def summary_text(view: dict[str, Any]) -> str:
         lines.append(f"исходящие: {counts}; самое старое ждёт {view['outbox']['oldest_due_seconds']} с")
         opened = ", ".join(f"{k} {v}" for k, v in sorted(view["open_records"].items())) or "нет"
         lines.append(f"открытые записи: {opened}; просрочено: {view['overdue']}")
+        lines.append(_retention_line(view["retention"]))
     lines += [f"ПРОБЛЕМА: {p}" for p in view["problems"]]
     return "\n".join(lines)
+
+
+# The steps of `[retention]` for a person: what is deleted, and what the due count counts.
+_RETENTION_STEPS = (("filtered_raw_days", "filtered_raw", "исходные письма отфильтрованной почты", "писем"),
+                    ("closed_raw_days", "closed_raw", "исходные письма завершённых записей", "записей"),
+                    ("closed_files_days", "closed_files", "вложения завершённых записей", "записей"),
+                    ("anonymise_days", "anonymised", "обезличивание завершённых записей", "записей"))
+
+
+def _retention_line(kept: dict[str, Any]) -> str:
+    steps = [f"{what} через {kept['days'][key]} дн. (сейчас к выполнению: {kept['due'][due]} {unit})"
+             for key, due, what, unit in _RETENTION_STEPS if kept["days"][key] is not None]
+    if not steps:
+        return "хранение: всё хранится бессрочно ([retention] не задан)"
+    last = f"; последний раз {kept['last_done_at']}" if kept["last_done_at"] else ""
+    return "хранение: " + "; ".join(steps) + last

@@ -33,7 +33,8 @@ def export_requester(session: Session, address: str, zone: ZoneInfo) -> dict[str
         view["files"] = [{"filename": name, "content_base64": base64.b64encode(content).decode()
                           if content is not None else None} for name, content in files]
         exported.append(view)
-    received = [{**views.inbound_view(r, zone, ids), "raw_base64": base64.b64encode(r.raw).decode()}
+    received = [{**views.inbound_view(r, zone, ids),
+                 "raw_base64": None if r.raw_deleted_at else base64.b64encode(r.raw).decode()}
                 for r in session.scalars(select(InboundMessage).where(
                     func.lower(InboundMessage.from_addr) == address).order_by(InboundMessage.id))]
     letters = session.scalars(select(OutboxItem).where(OutboxItem.channel == "email").order_by(OutboxItem.id))

@@ -28,7 +28,7 @@ def ticket_summary(t: Ticket, zone: ZoneInfo) -> dict[str, Any]:
             "impact": t.impact, "line": t.line, "channel": t.channel,
             "missing_fields": list(t.missing_fields or ()), "status_changed_at": iso(t.status_changed_at),
             "accept_due_at": iso(t.accept_due_at), "accepted_at": iso(t.accepted_at),
-            "sender_check": t.sender_check or None}
+            "sender_check": t.sender_check or None, "anonymised_at": iso(t.anonymised_at)}
 
 
 def ticket_detail(session: Session, t: Ticket, zone: ZoneInfo) -> dict[str, Any]:
@@ -41,7 +41,8 @@ def ticket_detail(session: Session, t: Ticket, zone: ZoneInfo) -> dict[str, Any]
         "direction": m.direction, "from": m.from_addr, "to": m.to_addrs, "subject": m.subject,
         "body": m.body, "at": localtime.iso(m.at, zone), "author": m.author, "message_id": m.message_id,
         "attachments": [{"filename": a.filename, "content_type": a.content_type, "size": a.size,
-                         "sha256": a.sha256, "stored": a.content is not None} for a in m.attachments],
+                         "sha256": a.sha256, "stored": a.content is not None,
+                         "deleted_at": localtime.iso(a.deleted_at, zone)} for a in m.attachments],
     } for m in t.messages]
     events = session.scalars(select(AuditEvent).where(AuditEvent.ticket_id == t.id).order_by(AuditEvent.id))
     view["events"] = [audit_view(e, zone) for e in events]
@@ -59,7 +60,8 @@ def inbound_view(r: InboundMessage, zone: ZoneInfo, public_ids: dict[int, str]) 
     return {"id": r.id, "mailbox": r.mailbox, "uid": r.uid, "message_id": r.message_id,
             "from": r.from_addr, "subject": r.subject, "received_at": localtime.iso(r.received_at, zone),
             "state": r.state, "disposition": r.disposition, "reasons": r.reasons,
-            "ticket_id": public_ids.get(r.ticket_id) if r.ticket_id else None}
+            "ticket_id": public_ids.get(r.ticket_id) if r.ticket_id else None,
+            "raw_deleted_at": localtime.iso(r.raw_deleted_at, zone)}
 
 
 def outbox_view(o: OutboxItem, zone: ZoneInfo, public_ids: dict[int, str] | None = None) -> dict[str, Any]:

@@ -82,6 +82,8 @@ class InboundMessage(Base):
         UniqueConstraint("mailbox", "source_ref", name="uq_inbound_source"),
         Index("ix_inbound_dedup", "mailbox", "dedup_key"),
         Index("ix_inbound_pending", "state"),
+        Index("ix_inbound_ticket", "ticket_id"),
+        Index("ix_inbound_received", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -106,6 +108,8 @@ class InboundMessage(Base):
     bounced_outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox_items.id"))
     # How often processing failed (`error`): retried up to a bound, then left for `inbound retry`.
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Retention (issue 13): when `raw` was emptied; the parsed text stays with the record.
+    raw_deleted_at: Mapped[datetime | None] = mapped_column()
 
 
 class Ticket(Base):
@@ -150,6 +154,8 @@ class Ticket(Base):
     accept_started_at: Mapped[datetime | None] = mapped_column()
     accept_due_at: Mapped[datetime | None] = mapped_column()
     accepted_at: Mapped[datetime | None] = mapped_column()
+    # Retention (issue 13): when the requester's personal data was removed from the record.
+    anonymised_at: Mapped[datetime | None] = mapped_column()
 
     messages: Mapped[list[TicketMessage]] = relationship(
         back_populates="ticket", order_by="TicketMessage.id", foreign_keys="TicketMessage.ticket_id"
@@ -192,6 +198,8 @@ class Attachment(Base):
     size: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))
     content: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Retention (issue 13): when the bytes were deleted (None with `content` None: refused).
+    deleted_at: Mapped[datetime | None] = mapped_column()
 
 
 class AuditEvent(Base):
@@ -245,6 +253,8 @@ class OutboxItem(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column()
     auto: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Retention (issue 13): when the sent letter's bytes were emptied.
+    payload_deleted_at: Mapped[datetime | None] = mapped_column()
 
 
 class DeadlineAlert(Base):

@@ -59,7 +59,8 @@ class Clock:
 class World:
     """Settings for a support and an appeals mailbox (Maildir), SMTP out, a staff chat."""
 
-    def __init__(self, tmp_path: Path, db_url: str, smtp: Any, desk: str = "", telegram: str = "") -> None:
+    def __init__(self, tmp_path: Path, db_url: str, smtp: Any, desk: str = "", telegram: str = "",
+                 extra: str = "") -> None:
         self.tmp, self.smtp = tmp_path, smtp
         boxes = [
             {"name": "help", "kind": "tickets", "address": HELP, "source": "maildir",
@@ -69,7 +70,7 @@ class World:
         ]
         self.config = write_settings(tmp_path, db_url, boxes, smtp_out(smtp))
         telegram = telegram or f"staff_chat_id = {STAFF_CHAT}\n"
-        extra = STAFF + "\n[desk]\n" + desk + "\n[telegram]\n" + telegram
+        extra = STAFF + "\n[desk]\n" + desk + "\n[telegram]\n" + telegram + "\n" + extra
         self.config.write_text(self.config.read_text(encoding="utf-8") + extra, encoding="utf-8")
         self.clock = Clock(msk(2026, 11, 16, 9))
         self.app = self._new_app()
