@@ -130,6 +130,7 @@ class TelegramDelivery:
         self.outages = 0
         self.wake: Callable[[], None] | None = None  # called when waiting rows become due again
         self.recovered = False  # the rows of a killed process of this host were freed
+        self.watch: outbox.AttemptWatcher = outbox.unwatched
 
     async def deliver_due(self, limit: int = 50) -> int:
         """Send what is due; returns how many rows were done."""
@@ -139,6 +140,7 @@ class TelegramDelivery:
             try:
                 await self._deliver(row)
             except Outage as exc:
+                self.watch(CHANNEL, outbox.UNAVAILABLE)
                 self.outages += 1
                 delay = exc.delay if exc.delay is not None else min(
                     self.cfg.retry_base_seconds * 2 ** (self.outages - 1), 300.0)
@@ -154,6 +156,7 @@ class TelegramDelivery:
                 log.exception("telegram: outbox #%s failed", row.id)
                 await asyncio.to_thread(self._failed, row, f"{type(exc).__name__}: {exc}", False)
             else:
+                self.watch(CHANNEL, outbox.SENT)
                 done += 1
         self.outages = 0
         return done
@@ -260,6 +263,7 @@ class TelegramDelivery:
         with self.db.transaction() as s:
             status = outbox.mark_attempt_failed(s, row.id, error, permanent, self.cfg.max_attempts,
                                                 timedelta(seconds=self.cfg.retry_base_seconds))
+        self.watch(CHANNEL, status if status == outbox.FAILED else outbox.RETRY)
         log.warning("telegram: outbox #%s: %s (%s)", row.id, error,
                     "gave up" if status == outbox.FAILED else "will retry")
 

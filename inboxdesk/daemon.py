@@ -138,8 +138,14 @@ class Daemon:
         if done:
             log.info("retention: %s", done)
 
+    def _count_deliveries(self) -> None:
+        self.app.email_delivery.watch = self.metrics.attempted
+        if self.app.staff_bot is not None:
+            self.app.staff_bot.delivery.watch = self.metrics.attempted
+
     async def run_once(self) -> None:
         """Poll every mailbox once, do the timed work that is due, deliver the outbox, return."""
+        self._count_deliveries()
         for box in self.app.settings.mailboxes:
             await asyncio.to_thread(self.poll_mailbox, box)
         await asyncio.to_thread(self.run_timers)
@@ -153,6 +159,7 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
         self.scheduler = AsyncIOScheduler(event_loop=loop)
+        self._count_deliveries()
         now = datetime.now().astimezone()
         for box in self.app.settings.mailboxes:
             if box.idle and box.source == "imap":

@@ -24,6 +24,9 @@ class Metrics:
                                       ["mailbox"], registry=self.registry)
         self.last_poll = Gauge("inboxdesk_last_poll_timestamp_seconds", "Last successful pass over a mailbox",
                                ["mailbox"], registry=self.registry)
+        self.deliveries = Counter("inboxdesk_delivery_attempts", "Delivery attempts by channel and outcome "
+                                  "(sent, retry, failed, unavailable)", ["channel", "outcome"],
+                                  registry=self.registry)
         self.failures = Counter("inboxdesk_failures", "Failures by part and kind (database, imap, smtp, ...)",
                                 ["part", "kind"], registry=self.registry)
 
@@ -37,3 +40,10 @@ class Metrics:
 
     def failed(self, part: str, kind: str) -> None:
         self.failures.labels(part, kind).inc()
+
+    def attempted(self, channel: str, outcome: str) -> None:
+        """One delivery attempt (storage.outbox.AttemptWatcher); every outcome but `sent` is also
+        a failure of that channel's server, by kind."""
+        self.deliveries.labels(channel, outcome).inc()
+        if outcome != "sent":
+            self.failures.labels("smtp" if channel == "email" else channel, outcome).inc()

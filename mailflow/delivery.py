@@ -151,6 +151,7 @@ class EmailDelivery:
         # letter the server accepted must be marked sent, not sent again when its lease ends,
         # and the rest of the batch must be due again at once. Written first when it is back.
         self.unrecorded: list[Callable[[], None]] = []
+        self.watch: outbox.AttemptWatcher = outbox.unwatched
 
     async def deliver_due(self, limit: int = 100) -> int:
         """Send what is due now; returns how many letters were accepted by the server."""
@@ -170,9 +171,11 @@ class EmailDelivery:
                         await self._record(partial(self._failed, letter, exc), letters[i + 1:])
                         continue
                     failpoint("after_send")
+                    self.watch("email", outbox.SENT)
                     await self._record(partial(self._sent, letter), letters[i + 1:])
                     sent += 1
         except ServerUnavailable as exc:
+            self.watch("email", outbox.UNAVAILABLE)
             # The server as a whole is unreachable: that is not the letters' fault, so it does not
             # use up their attempts (an outage of a day must not turn mail into `failed`).
             self.outages += 1
@@ -221,5 +224,6 @@ class EmailDelivery:
             status = outbox.mark_attempt_failed(
                 s, letter.id, str(exc), exc.permanent, self.cfg.max_attempts,
                 timedelta(seconds=self.cfg.retry_base_seconds))
+        self.watch("email", status if status == outbox.FAILED else outbox.RETRY)
         log.warning("outbox #%s: %s (%s)", letter.id, exc, "gave up" if status == outbox.FAILED
                         else "will retry")

@@ -7,6 +7,7 @@ daemon killed mid-delivery leaves rows that become due again when the lease runs
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,6 +20,14 @@ from storage.owners import dead_here, worker_id
 
 PENDING, SENT, FAILED, BOUNCED = "pending", "sent", "failed", "bounced"
 RETRYABLE = (FAILED, BOUNCED)  # what an admin may send again (`inboxdesk outbox retry`)
+# What became of one delivery attempt, for whoever counts them (inboxdesk.metrics): SENT, FAILED
+# (given up), RETRY (refused for now, tried again later) or UNAVAILABLE (the server not reached).
+RETRY, UNAVAILABLE = "retry", "unavailable"
+AttemptWatcher = Callable[[str, str], None]  # (channel, outcome)
+
+
+def unwatched(_channel: str, _outcome: str) -> None:
+    """The watcher when nobody counts."""
 
 
 def _auto_since(*where: Any) -> Select[tuple[int]]:

@@ -78,6 +78,17 @@ def test_endpoints_follow_mail_and_outages(tmp_path, _pg_session_db, dovecot_fac
                                        and _metric(m, *tickets) == 1 and _metric(m, sent_ack) == 1 and m)
                 assert _metric(metrics, 'inboxdesk_open_records{status="Новая"}') == 1
                 assert _metric(metrics, "inboxdesk_database_up") == 1
+                attempts = 'inboxdesk_delivery_attempts_total{channel="email"'
+                assert _metric(metrics, attempts, 'outcome="sent"') == 1
+
+                smtp_server.stop()  # the mail server for letters goes away: counted, and the letter waits
+                imap.append(account.address, letter(subject="Вторая заявка для метрик"))
+                await _until(lambda: (m := _get(port, "/metrics")[1])
+                             and _metric(m, attempts, 'outcome="unavailable"') >= 1
+                             and _metric(m, "inboxdesk_failures_total{", 'part="smtp"',
+                                         'kind="unavailable"') >= 1)
+                smtp_server.start()
+                await _until(lambda: _metric(_get(port, "/metrics")[1], attempts, 'outcome="sent"') == 2)
 
                 proxy.cut()  # the database goes away: not ready, and why
                 _, body = await _until(lambda: (r := _get(port, "/readyz"))[0] == 503 and r)
@@ -103,8 +114,8 @@ def test_endpoints_follow_mail_and_outages(tmp_path, _pg_session_db, dovecot_fac
         asyncio.run(story())
         status, out = cli(config, "status")
         view = cli_json(config, "status")
-    assert status == 0 and "база данных: ok" in out and "открытые записи: Новая 1" in out
-    assert view["problems"] == [] and view["outbox"]["by_status"] == {"sent": 1}
+    assert status == 0 and "база данных: ok" in out and "открытые записи: Новая 2" in out
+    assert view["problems"] == [] and view["outbox"]["by_status"] == {"sent": 2}
 
 
 @pytest.mark.parametrize("fmt", ["text", "json"])
