@@ -14,6 +14,8 @@ import os
 import re
 from datetime import UTC, datetime
 
+# What an event's log record may carry besides its message (`extra=`), as JSON fields.
+EVENT_FIELDS = ("mailbox", "inbound_id", "disposition", "record", "outbox_id")
 _HANDLER = "inboxdesk"  # the name of the one handler `configure` installs
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]")
 
@@ -35,6 +37,8 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {"at": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
                  "level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        fields = ((key, getattr(record, key, None)) for key in EVENT_FIELDS)
+        entry.update({key: value for key, value in fields if value is not None})
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)

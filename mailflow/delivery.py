@@ -218,6 +218,8 @@ class EmailDelivery:
     def _sent(self, letter: Letter) -> None:
         with self.db.transaction() as s:
             outbox.mark_sent(s, letter.id)
+        log.info("outbox #%s sent to %s", letter.id, ", ".join(letter.recipients),
+                 extra={"outbox_id": letter.id})
 
     def _failed(self, letter: Letter, exc: DeliveryError) -> None:
         with self.db.transaction() as s:
@@ -226,4 +228,4 @@ class EmailDelivery:
                 timedelta(seconds=self.cfg.retry_base_seconds))
         self.watch("email", status if status == outbox.FAILED else outbox.RETRY)
         log.warning("outbox #%s: %s (%s)", letter.id, exc, "gave up" if status == outbox.FAILED
-                        else "will retry")
+                    else "will retry", extra={"outbox_id": letter.id})

@@ -48,7 +48,7 @@ from mailflow.rules.size_limit import size_split
 from mailflow.sources import FetchedMail, MailSource
 from storage import leases, outbox
 from storage.db import Database
-from storage.models import InboundMessage, MailboxCheckpoint, OutboxItem
+from storage.models import InboundMessage, MailboxCheckpoint, OutboxItem, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -292,6 +292,7 @@ class Intake:
                       stats: IntakeStats | None) -> tuple[int, int]:
         """One transaction over the first of `ids`; (how many of `ids` it covered, rows processed)."""
         started = time.monotonic()
+        decided: list[tuple[InboundMessage, str]] = []  # logged once committed: only what is true
         with self.db.transaction() as s:
             # Claimed in the read: rows another instance processed meanwhile are no longer
             # `recorded`, and on PostgreSQL rows it is processing now are locked and skipped.
@@ -325,6 +326,8 @@ class Intake:
                     known = known_dedup_keys(s, box, keys)
                     for row, msg, key in zip(group, msgs, keys, strict=True):
                         disposition = self._process_one(s, box, row, msg, key in known or key in seen)
+                        ticket = s.get(Ticket, row.ticket_id) if row.ticket_id else None  # in the session
+                        decided.append((row, ticket.public_id if ticket else ""))
                         if disposition != "error":
                             seen.add(key)
                         if stats is not None:
@@ -334,6 +337,8 @@ class Intake:
                 parsed.close()  # a step ended early: messages parsed ahead are dropped
                 for key in checked:  # those of filtered mail, follow-ups, duplicates
                     FORMS_AHEAD.pop(key, None)
+        for row, record in decided:
+            _log_decided(box, row, record)
         if last == len(rows):
             return len(ids), last
         return sum(1 for i in ids if i <= rows[last - 1].id), last
@@ -484,3 +489,13 @@ class Intake:
 def _dedup_key(row: InboundMessage, msg: ParsedMessage) -> str:
     """What recognises the same mail again: its Message-ID, or its content hash without one."""
     return (msg.message_id or f"sha256:{row.sha256}")[:998]
+
+
+def _log_decided(box: MailboxSettings, row: InboundMessage, record: str) -> None:
+    """One line per message: which mailbox, which inbound record, what it became and why (the
+    fields also as `extra`, for `[log] format = "json"`)."""
+    why = f": {row.reasons[0]}" if row.reasons and not record else ""
+    log.info("mailbox %s: inbound #%s %s%s%s", box.name, row.id, row.disposition,
+             f" {record}" if record else "", why,
+             extra={"mailbox": box.name, "inbound_id": row.id, "disposition": row.disposition,
+                    "record": record or None})

@@ -137,10 +137,15 @@ def test_log_lines_for_the_journal_and_for_collectors(tmp_path, fmt):
                           env=dict(os.environ, JOURNAL_STREAM="8:12345"), capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
-    lines = [line for line in done.stderr.splitlines() if "mailbox help" in line]
-    assert lines, done.stderr
-    if fmt == "json":
-        entry = json.loads(lines[0])
-        assert entry["level"] == "INFO" and entry["message"].startswith("mailbox help: 1 fetched")
+    lines = done.stderr.splitlines()
+    if fmt == "json":  # every line an object; the message's own line names its records
+        entries = [json.loads(line) for line in lines]
+        [event] = [e for e in entries if "inbound_id" in e]
+        assert event["message"] == "mailbox help: inbound #1 ticket HD-2026-000001"
+        assert (event["mailbox"], event["inbound_id"], event["disposition"], event["record"]) == (
+            "help", 1, "ticket", "HD-2026-000001")
+        assert any(e["message"].startswith("mailbox help: 1 fetched") for e in entries)
+        assert any(e.get("outbox_id") == 1 and e["message"].startswith("outbox #1 sent to") for e in entries)
     else:
-        assert lines[0].startswith("INFO inboxdesk.daemon: mailbox help: 1 fetched")
+        assert "INFO mailflow.intake: mailbox help: inbound #1 ticket HD-2026-000001" in lines
+        assert "INFO inboxdesk.daemon: mailbox help: 1 fetched, ticket 1" in lines
