@@ -24,7 +24,7 @@ from inboxdesk.templating import missing_templates
 from inboxdesk.timers import missed_deadline, overdue_condition
 from inboxdesk.workflow import Refused
 from storage import outbox
-from storage.db import SchemaMismatch
+from storage.db import SchemaMismatch, contains_text
 from storage.models import InboundMessage, OutboxItem, Ticket
 
 log = logging.getLogger("inboxdesk")
@@ -101,11 +101,13 @@ def cmd_tickets_list(app: App, args: argparse.Namespace) -> int:
             query = query.where(Ticket.kind == args.kind)
         if args.assignee:
             query = query.where(Ticket.assignee == args.assignee)
-        columns = ["id", "status", "requester_email", "subject"]
+        if args.organisation:  # any part of the name, in any case
+            query = query.where(contains_text(Ticket.organisation, args.organisation.strip()))
+        columns = ["id", "status", "requester_email", "organisation", "subject"]
         if args.overdue:  # MAIL-7, APL-6: past a deadline now
             now = app.desk.clock()
             query = query.where(overdue_condition(now))
-            columns = ["id", "status", "overdue_since", "requester_email", "subject"]
+            columns = ["id", "status", "overdue_since", "requester_email", "organisation", "subject"]
         rows = []
         for t in s.scalars(query):
             rows.append(views.ticket_summary(t, app.zone))
@@ -306,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     tl.add_argument("--status")
     tl.add_argument("--kind", choices=["ticket", "appeal"])
     tl.add_argument("--assignee")
+    tl.add_argument("--organisation", help="any part of the organisation's name")
     tl.add_argument("--overdue", action="store_true",
                     help="only records past a deadline: not taken into work in time (MAIL-7), "
                          "appeals past their 59-FZ terms (APL-6)")

@@ -109,6 +109,9 @@ def _operate(app: App, s: Session, args: argparse.Namespace) -> tuple[Ticket, st
     if args.op == "priority":
         desk.set_priority(s, ticket, actor, args.priority, args.impact)
         return ticket, f"приоритет {workflow.priority_label(ticket.priority)}, влияние «{ticket.impact}»"
+    if args.op == "organisation":
+        desk.set_organisation(s, ticket, actor, args.name)
+        return ticket, f"организация: {ticket.organisation}"
     if args.op == "escalate":
         desk.escalate(s, ticket, actor, args.comment)
         return ticket, "эскалирована на вторую линию"
@@ -200,6 +203,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("priority", type=int, choices=sorted(workflow.PRIORITIES))
     p.add_argument("--impact", required=True, help=f"any case; by priority: {workflow.pairs_text()}")
     op("escalate", "hand to the second line (MAIL-10)").add_argument("--comment")
+    op("organisation", "correct the organisation the request came from").add_argument("name")
     p = op("new", "register a request taken by phone (MAIL-11)", with_id=False)
     p.add_argument("--mailbox", required=True, help="mailbox name: help, appeals, ...")
     p.add_argument("--name", required=True, help="caller's full name")

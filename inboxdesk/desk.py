@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from inboxdesk import domain, workflow
+from inboxdesk import attachment_rules, domain, workflow
 from inboxdesk.acceptance import ESCALATED, acceptance_clock
 from inboxdesk.appeal_fields import extract, valid_email
 from inboxdesk.appeals import AppealActions
@@ -137,6 +137,7 @@ class Desk(AppealActions):
             public_id=domain.public_id(box.id_prefix, now.year, number), kind=kind,
             mailbox=box.name, status=domain.INITIAL_STATUS[kind], subject=msg.subject,
             requester_email=msg.from_addr, requester_name=msg.from_name, channel=channel,
+            organisation=self.known_organisation(msg.from_addr),
             linked_ticket_id=linked_to.id if linked_to else None, created_at=now, updated_at=now,
             status_changed_at=now)
         s.add(ticket)
@@ -159,13 +160,17 @@ class Desk(AppealActions):
             ticket.accept_started_at = now
             ticket.accept_due_at = self.calendar.add_working_time(now, timedelta(hours=hours))
             check = self._check_new_request(s, ticket, msg, kept, refused, channel, linked_to)
+            files_advice = attachment_rules.advice(kept)
+            if files_advice:  # 003 §3.5: registered all the same; staff see why the sender is asked
+                self.audit(s, ticket, SYSTEM, "files_advice", None, None, advice=files_advice)
             if check is not None and msg.from_addr:
                 # One letter, not two: the request is registered (its ID is in the subject) and
                 # this is what it lacks (regulation 3.2). Sent even with `acknowledge = false`:
                 # it is the regulation's request for data, not a courtesy.
-                self._ask_for_form(s, box, ticket, msg, check, refused, purpose="ack")
+                self._ask_for_form(s, box, ticket, msg, check, refused, purpose="ack",
+                                   files_advice=files_advice)
             elif box.acknowledge and msg.from_addr:
-                self._acknowledge(s, box, ticket, msg, refused)
+                self._acknowledge(s, box, ticket, msg, refused, files_advice)
         self.on_change(s, ticket, "created")
         return ticket
 
@@ -185,6 +190,7 @@ class Desk(AppealActions):
             old_texts, old_files = self._sender_texts(s, linked_to)
             texts, files = old_texts + texts, old_files + files
         check = check_request(msg.subject, "\n\n".join(texts), files)
+        ticket.organisation = check.found.get("organization") or ticket.organisation
         if check.complete and not check.attachments_only:
             return None
         ticket.missing_fields = check.missing_names
@@ -204,6 +210,8 @@ class Desk(AppealActions):
         missing) while mandatory parts are missing, else False (the caller resumes the work)."""
         texts, files = self._sender_texts(s, ticket)
         check = check_request(ticket.subject, "\n\n".join(texts), files)
+        if not ticket.organisation:  # the answer named it
+            ticket.organisation = check.found.get("organization", "")
         before = list(ticket.missing_fields or ())
         if check.complete and not check.attachments_only:
             self.audit(s, ticket, msg.from_addr, "form_completed", ", ".join(before), None,
@@ -227,11 +235,12 @@ class Desk(AppealActions):
 
     def _ask_for_form(self, s: Session, box: MailboxSettings, ticket: Ticket, msg: ParsedMessage,
                       check: FormCheck, refused: Sequence[MailAttachment], purpose: str,
-                      again: bool = False) -> None:
+                      again: bool = False, files_advice: Sequence[str] = ()) -> None:
         subject, body = render_email(
             "form_incomplete", ticket=ticket, name=msg.from_name, subject=ticket.subject or "(без темы)",
             missing=check.missing_names, attachments_only=check.attachments_only, again=again,
-            refused=_refused(refused), limit_mb=box.max_attachment_bytes // (1024 * 1024))
+            refused=_refused(refused), limit_mb=box.max_attachment_bytes // (1024 * 1024),
+            files_advice=files_advice)
         self.queue_auto_letter(s, box, ticket, purpose, msg, subject, body)
 
     # -- the acceptance clock (MAIL-7) ------------------------------------------------------------
@@ -288,11 +297,12 @@ class Desk(AppealActions):
         return message
 
     def _acknowledge(self, session: Session, box: MailboxSettings, ticket: Ticket,
-                     msg: ParsedMessage, refused: Sequence[MailAttachment]) -> None:
+                     msg: ParsedMessage, refused: Sequence[MailAttachment],
+                     files_advice: Sequence[str]) -> None:
         subject, body = render_email(
             "ack", ticket=ticket, name=msg.from_name, subject=msg.subject or "(без темы)",
             institution=self.settings.institution.name, refused=_refused(refused),
-            limit_mb=box.max_attachment_bytes // (1024 * 1024))
+            limit_mb=box.max_attachment_bytes // (1024 * 1024), files_advice=files_advice)
         self.queue_auto_letter(session, box, ticket, "ack", msg, subject, body)
 
 

@@ -19,7 +19,7 @@ from inboxdesk.staff import StaffDirectory, StaffMember, directory
 from inboxdesk.workflow import Refused
 from mailflow.message import ParsedMessage
 from storage import outbox
-from storage.db import escape_like
+from storage.db import contains_text
 from storage.models import Attachment, AuditEvent, OutboxItem, Ticket, TicketMessage, utcnow
 
 SYSTEM = "system"  # the actor of automatic changes
@@ -53,6 +53,15 @@ class DeskBase:
         self.audit(session, ticket, actor, "status", old, new, **detail)
 
     # -- letters ---------------------------------------------------------------------------------
+
+    def known_organisation(self, address: str) -> str:
+        """`[organisations]` for a sender: the address itself, else its domain or a parent domain
+        ("" when none is listed; a request that names its МО says better, see form_check)."""
+        known = self.settings.organisations
+        address = address.strip().lower()
+        host = address.rpartition("@")[2]
+        candidates = [address] + [".".join(host.split(".")[i:]) for i in range(host.count(".") + 1)]
+        return next((known[c] for c in candidates if c in known), "")
 
     def box_of(self, ticket: Ticket) -> MailboxSettings:
         """The mailbox a record belongs to: its letters leave from that address."""
@@ -183,12 +192,9 @@ class DeskBase:
         if not text:
             return []
         exact = self.ticket_by_public_id(session, text)
-        # SQLite folds case for ASCII only (and PostgreSQL by its locale), so the usual spellings
-        # of a Cyrillic word are matched explicitly: as typed, lower, upper, capitalised.
-        patterns = {f"%{escape_like(v)}%" for v in (text, text.lower(), text.upper(), text.capitalize())}
 
         def matches(column: Any) -> Any:  # a column expression
-            return or_(*(column.ilike(p, escape="\\") for p in patterns))
+            return contains_text(column, text)
 
         # What people wrote: the senders' mail and the staff's answers, not our form letters
         # (acknowledgements, the form reminder), which every record would match alike.

@@ -236,6 +236,8 @@ class Settings:
     http: HttpSettings = field(default_factory=HttpSettings)
     log: LogSettings = field(default_factory=LogSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    # Sender address or domain (lower case) -> organisation, for requests that do not name it.
+    organisations: dict[str, str] = field(default_factory=dict)
 
     def mailbox(self, name: str) -> MailboxSettings:
         for box in self.mailboxes:
@@ -604,6 +606,18 @@ def _retention(data: Any, problems: _Problems) -> RetentionSettings:
     return RetentionSettings(**days)
 
 
+def _organisations(data: Any, problems: _Problems) -> dict[str, str]:
+    t = _Table(data, "organisations", problems)
+    found: dict[str, str] = {}
+    for key in list(t.data):
+        name = t.get(key, str, "").strip()
+        if not name:
+            t.fail(f"organisations.{key}: expected the organisation's name")
+            continue
+        found[key.strip().lower().lstrip("@")] = name
+    return found
+
+
 def _check_retention(parts: dict[str, Any], problems: _Problems) -> None:
     """A record anonymised while its sender may still reopen it would lose the reply."""
     retention, desk = parts.get("retention"), parts.get("desk")
@@ -640,7 +654,8 @@ def parse_settings(data: dict[str, Any], base_dir: Path) -> Settings:
             ("department", _department, "department", {}), ("staff", _staff, "staff", []),
             ("worktime", _worktime, "worktime", {}), ("intake", _intake, "intake", {}),
             ("http", _http, "http", {}), ("log", _log, "log", {}),
-            ("retention", _retention, "retention", {})):
+            ("retention", _retention, "retention", {}),
+            ("organisations", _organisations, "organisations", {})):
         with problems.section():
             parts[name] = read(root.get(key, type(empty), empty), problems)
     root.reject_unknown()

@@ -156,6 +156,18 @@ class StaffActions(DeskBase):
         self.on_change(s, ticket, "priority")
         return ticket
 
+    def set_organisation(self, s: Session, ticket: Ticket, actor: StaffMember, name: str) -> Ticket:
+        """Correct the organisation a request came from (read from the form or `[organisations]`)."""
+        name = " ".join(name.split())
+        if not name or len(name) > 300:
+            raise Refused("Укажите наименование организации (до 300 знаков)")
+        if name == ticket.organisation:
+            raise Refused(f"У {ticket.public_id} уже указана организация «{name}»")
+        old, ticket.organisation, ticket.updated_at = ticket.organisation, name, self.clock()
+        self.audit(s, ticket, actor.name, "organisation", old or None, name)
+        self.on_change(s, ticket, "organisation")
+        return ticket
+
     def escalate(self, s: Session, ticket: Ticket, actor: StaffMember, comment: str | None = None) -> Ticket:
         """Hand a ticket from the first line to the second (MAIL-10)."""
         if ticket.kind != domain.TICKET:

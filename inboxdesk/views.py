@@ -24,7 +24,8 @@ def ticket_summary(t: Ticket, zone: ZoneInfo) -> dict[str, Any]:
     iso = lambda at: localtime.iso(at, zone)  # noqa: E731 - one name for the many fields below
     return {"id": t.public_id, "kind": t.kind, "status": t.status, "subject": t.subject,
             "requester_email": t.requester_email, "requester_name": t.requester_name,
-            "created_at": iso(t.created_at), "assignee": t.assignee, "priority": t.priority,
+            "organisation": t.organisation or None, "created_at": iso(t.created_at),
+            "assignee": t.assignee, "priority": t.priority,
             "impact": t.impact, "line": t.line, "channel": t.channel,
             "missing_fields": list(t.missing_fields or ()), "status_changed_at": iso(t.status_changed_at),
             "accept_due_at": iso(t.accept_due_at), "accepted_at": iso(t.accepted_at),

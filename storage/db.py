@@ -8,12 +8,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Engine, create_engine, event, inspect, or_, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -57,6 +58,14 @@ def make_engine(url: str) -> Engine:
 def escape_like(text: str) -> str:
     """`text` as a literal inside a LIKE pattern written with `escape="\\"`."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def contains_text(column: Any, text: str) -> Any:
+    """`column` contains `text`, in any case. SQLite folds case for ASCII only (and PostgreSQL
+    by its locale), so the usual spellings of a Cyrillic word are matched explicitly: as typed,
+    lower, upper, capitalised."""
+    patterns = {f"%{escape_like(v)}%" for v in (text, text.lower(), text.upper(), text.capitalize())}
+    return or_(*(column.ilike(p, escape="\\") for p in patterns))
 
 
 class SchemaMismatch(Exception):

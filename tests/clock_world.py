@@ -60,11 +60,12 @@ class World:
     """Settings for a support and an appeals mailbox (Maildir), SMTP out, a staff chat."""
 
     def __init__(self, tmp_path: Path, db_url: str, smtp: Any, desk: str = "", telegram: str = "",
-                 extra: str = "") -> None:
+                 extra: str = "", **help_box: Any) -> None:
         self.tmp, self.smtp = tmp_path, smtp
         boxes = [
             {"name": "help", "kind": "tickets", "address": HELP, "source": "maildir",
-             "path": str(tmp_path / "in-help"), "allowed_domains": ["sev.gov.ru"], "id_prefix": "HD"},
+             "path": str(tmp_path / "in-help"), "allowed_domains": ["sev.gov.ru"], "id_prefix": "HD",
+             **help_box},
             {"name": "appeals", "kind": "appeals", "address": APPEALS, "source": "maildir",
              "path": str(tmp_path / "in-appeals"), "id_prefix": "OBR"},
         ]
