@@ -13,15 +13,13 @@ from telegram.ext import ApplicationHandlerStop
 
 from bot.context import DeskContext
 from inboxdesk.staff import StaffMember
-from inboxdesk.workflow import Refused
+from inboxdesk.workflow import check_may
 
 log = logging.getLogger(__name__)
 
 REFUSAL = "Бот только для сотрудников службы поддержки. Обратитесь к администратору."
 FOREIGN_CHAT = ("В этом чате бот не работает: данные заявок показываются только в чате поддержки "
                 "и в личных сообщениях сотрудникам.")
-ROLE_NAMES = {"operator": "оператор (1-я линия)", "engineer": "инженер (2-я линия)",
-              "admin": "администратор"}
 
 
 # Answered for anyone, staff or not, with the IDs only: how an administrator learns the staff
@@ -102,8 +100,6 @@ async def _refuse(update: Update, context: DeskContext, refusal: str = REFUSAL) 
         await update.effective_message.reply_text(refusal)
 
 
-def require(member: StaffMember, *roles: str) -> None:
-    """Refuse unless `member` has one of `roles`."""
-    if member.role not in roles:
-        who = ", ".join(ROLE_NAMES.get(r, r) for r in roles)
-        raise Refused(f"Это может только {who}; ваша роль: {ROLE_NAMES.get(member.role, member.role)}")
+def require(member: StaffMember, action: str) -> None:
+    """Refuse unless `member` may do `action` (workflow.MAY, the one table of who may do what)."""
+    check_may(action, member.role)

@@ -72,6 +72,13 @@ async def escalate(query: CallbackQuery, context: DeskContext, press: Press) -> 
     await refresh(query, context, press.ticket_id)
 
 
+async def deescalate(query: CallbackQuery, context: DeskContext, press: Press) -> None:
+    services, member = context.services, context.member
+    await services.act(lambda s: services.desk.deescalate(s, current(s, press), member))
+    await query.answer("Возвращено на первую линию")
+    await refresh(query, context, press.ticket_id)
+
+
 async def set_status(query: CallbackQuery, context: DeskContext, press: Press) -> None:
     services, member = context.services, context.member
 
@@ -220,7 +227,7 @@ async def _edit_markup(message: Message, markup: InlineKeyboardMarkup) -> None:
 
 Action = Callable[[CallbackQuery, DeskContext, Press], Awaitable[None]]
 ACTIONS: dict[str, Action] = {
-    "take": take, "esc": escalate, "st": set_status, "im": set_impact, "stm": show_menu,
+    "take": take, "esc": escalate, "dsc": deescalate, "st": set_status, "im": set_impact, "stm": show_menu,
     "prm": show_menu, "pr": show_menu, "back": show_menu, "rep": reply_prompt, "files": send_files,
     "rty": retry_letter,
 }

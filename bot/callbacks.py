@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from storage.models import Ticket
 
 # take, reply prompt, status menu, set status, complete appeal, priority menu, priority chosen,
-# impact chosen, escalate, send files, back to the card's own buttons, send a failed letter again.
-ACTIONS = frozenset({"take", "rep", "stm", "st", "done", "prm", "pr", "im", "esc", "files", "back", "rty"})
+# impact chosen, escalate, back to the first line, send files, back to the card's own buttons,
+# send a failed letter again.
+ACTIONS = frozenset({"take", "rep", "stm", "st", "done", "prm", "pr", "im", "esc", "dsc", "files", "back",
+                     "rty"})
 MAX_BYTES = 64
 
 

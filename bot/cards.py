@@ -149,8 +149,9 @@ def keyboard(ticket: Ticket, signer: CallbackSigner) -> InlineKeyboardMarkup:
             second.append(button("✅ Выполнить", "done"))
         rows.append(second)
     third = []
-    if ticket.kind == domain.TICKET and ticket.line == 1 and ticket.status not in FINISHED:
-        third.append(button("⬆️ Эскалировать", "esc"))
+    if ticket.kind == domain.TICKET and ticket.status not in FINISHED:
+        third.append(button("⬆️ Эскалировать", "esc") if ticket.line == 1
+                     else button("⬇️ На 1-ю линию", "dsc"))
     count = len(stored_files(ticket))
     if count:
         third.append(button(f"📎 Файлы ({count})", "files"))

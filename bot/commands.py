@@ -6,13 +6,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
 
-from bot.access import ROLE_NAMES, require
+from bot.access import require
 from bot.answers import command_args, done_line, post_card, say, ticket_named
 from bot.cards import esc, history, priority_menu, status_menu, ticket_list, trim
 from bot.context import BotServices, DeskContext
 from inboxdesk import domain, workflow
 from inboxdesk.timers import overdue_records
-from inboxdesk.workflow import Refused
+from inboxdesk.workflow import ROLE_NAMES, Refused
 from storage import outbox
 from storage.models import OutboxItem, Ticket
 
@@ -198,7 +198,7 @@ FAILED_SHOWN = 20
 async def cmd_failed(update: Update, context: DeskContext) -> None:
     """/failed: letters that could not be sent, each with a button to send it again (admins)."""
     services = context.services
-    require(context.member, "admin")
+    require(context.member, "retry")
 
     def load(s: Session) -> list[tuple[str, InlineKeyboardMarkup | None]]:
         shown = []
@@ -225,7 +225,7 @@ async def cmd_failed(update: Update, context: DeskContext) -> None:
 async def cmd_staff(update: Update, context: DeskContext) -> None:
     """/staff: the staff directory (admins only: it shows Telegram IDs)."""
     services = context.services
-    require(context.member, "admin")
+    require(context.member, "staff")
     members = await services.read(lambda s: services.desk.staff(s).all())
     lines = [f"{esc(m.name)} · {esc(ROLE_NAMES.get(m.role, m.role))} · {esc(m.full_name or '—')} · "
              f"tg {m.telegram_id or '—'}" for m in members]

@@ -113,6 +113,7 @@ class AppealActions(StaffActions):
                         answer_files: Sequence[OutgoingFile] = (), comment: str | None = None) -> Ticket:
         """`Выполнено` with an answer text or a paper answer's copy: the department and the
         applicant are both written to (APL-5)."""
+        self.may("status", actor, ticket)
         if ticket.kind != domain.APPEAL:
             raise Refused(f"{ticket.public_id} — заявка, а не обращение; для неё есть статус «Решена»")
         check_transition(ticket.kind, ticket.status, domain.APPEAL_DONE)
@@ -143,6 +144,7 @@ class AppealActions(StaffActions):
     def extend_deadline(self, s: Session, ticket: Ticket, actor: StaffMember, days: int,
                         reason: str) -> Ticket:
         """The one extension 59-FZ allows, with a letter to the applicant."""
+        self.may("extend", actor, ticket)
         limit = self.settings.desk.appeal_extension_max_days
         if ticket.kind != domain.APPEAL:
             raise Refused(f"{ticket.public_id} — заявка: продлевается только срок ответа на обращение")

@@ -7,8 +7,10 @@ refusal prints one line and exits with status 1.
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import mimetypes
+import os
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +111,9 @@ def _operate(app: App, s: Session, args: argparse.Namespace) -> tuple[Ticket, st
     if args.op == "priority":
         desk.set_priority(s, ticket, actor, args.priority, args.impact)
         return ticket, f"приоритет {workflow.priority_label(ticket.priority)}, влияние «{ticket.impact}»"
+    if args.op == "deescalate":
+        desk.deescalate(s, ticket, actor, args.comment)
+        return ticket, "возвращена на первую линию"
     if args.op == "organisation":
         desk.set_organisation(s, ticket, actor, args.name)
         return ticket, f"организация: {ticket.organisation}"
@@ -136,17 +141,25 @@ def _member_view(m: StaffMember, source: str) -> dict[str, Any]:
             "full_name": m.full_name, "source": source}
 
 
+def _machine_user() -> str:
+    """Who changes the staff directory from the command line: the account on the server."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no name for this uid
+        return f"cli:uid {os.getuid()}"
+
+
 def cmd_staff(app: App, args: argparse.Namespace) -> int:
     configured = app.settings.staff
     with app.db.transaction() as s:
         if args.op == "add":
             member = StaffMember(args.name, args.role, args.telegram_id, (args.email or "").strip(),
                                  (args.full_name or "").strip())
-            add_member(s, member, configured)
+            add_member(s, member, configured, _machine_user())
             print(f"{member.name}: {member.role} добавлен")
             return 0
         if args.op == "remove":
-            remove_member(s, args.name, configured)
+            remove_member(s, args.name, configured, _machine_user())
             print(f"{args.name}: удалён")
             return 0
         names = {m.name for m in configured}
@@ -203,6 +216,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("priority", type=int, choices=sorted(workflow.PRIORITIES))
     p.add_argument("--impact", required=True, help=f"any case; by priority: {workflow.pairs_text()}")
     op("escalate", "hand to the second line (MAIL-10)").add_argument("--comment")
+    op("deescalate", "hand an escalated ticket back to the first line").add_argument("--comment")
     op("organisation", "correct the organisation the request came from").add_argument("name")
     p = op("new", "register a request taken by phone (MAIL-11)", with_id=False)
     p.add_argument("--mailbox", required=True, help="mailbox name: help, appeals, ...")

@@ -106,6 +106,7 @@ class Desk(AppealActions):
     def register_phone_request(self, s: Session, actor: StaffMember, mailbox: str, caller_name: str,
                                caller_email: str, caller_phone: str, subject: str, text: str) -> Ticket:
         """A ticket (or appeal) a staff member registers on behalf of a caller."""
+        self.may("register", actor)
         try:
             box = self.settings.mailbox(mailbox)
         except SettingsError:

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from inboxdesk import domain
+from inboxdesk import domain, workflow
 from inboxdesk.letters import AUTO_REPLIED, OutgoingEmail, OutgoingFile, compose
 from inboxdesk.settings import MailboxSettings, Settings, SettingsError
 from inboxdesk.staff import StaffDirectory, StaffMember, directory
@@ -153,10 +153,17 @@ class DeskBase:
                                        sha256=_sha256(f.content), content=f.content))
         return item
 
+    @staticmethod
+    def may(action: str, actor: StaffMember, ticket: Ticket | None = None) -> None:
+        """Refuse unless `actor` may do `action` (to `ticket`): workflow.MAY decides."""
+        if ticket is None:
+            workflow.check_may(action, actor.role)
+        else:
+            workflow.check_may(action, actor.role, ticket.kind, ticket.line, ticket.public_id)
+
     def retry_letters(self, session: Session, actor: StaffMember, ids: Sequence[int]) -> list[OutboxItem]:
         """Send `failed` or `bounced` letters again (an admin's decision, audited per letter)."""
-        if actor.role != "admin":
-            raise Refused("Отправить письмо повторно может только администратор")
+        workflow.check_may("retry", actor.role)
         items = list(session.scalars(select(OutboxItem).where(OutboxItem.id.in_(ids))
                                      .order_by(OutboxItem.id)))
         missing = sorted(set(ids) - {i.id for i in items})

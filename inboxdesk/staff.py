@@ -11,11 +11,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from inboxdesk.workflow import ROLES, Refused
-from storage.models import StaffRecord, utcnow
+from storage.models import AuditEvent, StaffRecord, utcnow
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,9 @@ def directory(session: Session, configured: Iterable[StaffMember]) -> StaffDirec
     return StaffDirectory([*configured, *stored])
 
 
-def add_member(session: Session, member: StaffMember, configured: Iterable[StaffMember]) -> StaffMember:
-    """Add or update a member in the `staff` table."""
+def add_member(session: Session, member: StaffMember, configured: Iterable[StaffMember],
+               actor: str) -> StaffMember:
+    """Add or update a member in the `staff` table; audited (AUD-1) with who did it."""
     check_member(member)
     if any(m.name == member.name for m in configured):
         raise Refused(f"Сотрудник «{member.name}» задан в settings.toml; измените его там")
@@ -72,19 +73,33 @@ def add_member(session: Session, member: StaffMember, configured: Iterable[Staff
         if other is not None and other.name != member.name:
             raise Refused(f"Telegram ID {member.telegram_id} уже принадлежит сотруднику «{other.name}»")
     row = session.get(StaffRecord, member.name)
+    before = _described(row) if row is not None else None
     if row is None:
         row = StaffRecord(name=member.name, created_at=utcnow())
         session.add(row)
     row.role, row.telegram_id = member.role, member.telegram_id
     row.email, row.full_name = member.email, member.full_name
+    if before != (after := _described(row)):
+        session.add(AuditEvent(actor=actor, action="staff_changed" if before else "staff_added",
+                               from_value=before, to_value=after, detail={"member": member.name}))
     return member
 
 
-def remove_member(session: Session, name: str, configured: Iterable[StaffMember]) -> None:
+def remove_member(session: Session, name: str, configured: Iterable[StaffMember], actor: str) -> None:
     if any(m.name == name for m in configured):
         raise Refused(f"Сотрудник «{name}» задан в settings.toml; удалите его там")
-    if not session.execute(delete(StaffRecord).where(StaffRecord.name == name)).rowcount:
+    row = session.get(StaffRecord, name)
+    if row is None:
         raise Refused(f"Сотрудник «{name}» не найден среди добавленных командой staff add")
+    session.add(AuditEvent(actor=actor, action="staff_removed", from_value=_described(row), to_value=None,
+                           detail={"member": name}))
+    session.delete(row)
+
+
+def _described(row: StaffRecord) -> str:
+    """A member as the audit shows it: name, role, Telegram ID, address, full name."""
+    return " · ".join(str(v) for v in (row.name, row.role, row.telegram_id or "—", row.email or "—",
+                                       row.full_name or "—"))
 
 
 def check_member(member: StaffMember) -> None:

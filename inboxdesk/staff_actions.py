@@ -36,6 +36,7 @@ class StaffActions(DeskBase):
 
     def take(self, s: Session, ticket: Ticket, actor: StaffMember, force: bool = False) -> Ticket:
         """Assign `ticket` to `actor` and move it into work; one someone else holds only with `force`."""
+        self.may("take", actor, ticket)
         target = workflow.IN_WORK[ticket.kind]
         if ticket.assignee == actor.name and ticket.status == target:
             raise Refused(f"{ticket.public_id} уже в работе у вас")
@@ -53,7 +54,13 @@ class StaffActions(DeskBase):
 
     def assign(self, s: Session, ticket: Ticket, actor: StaffMember, assignee: str) -> Ticket:
         """Hand `ticket` to staff member `assignee`; a new ticket becomes `Назначена`."""
+        self.may("assign", actor, ticket)
         member = self.staff(s).get(assignee)
+        if not workflow.works_line(member.role, ticket.kind, ticket.line):
+            owner = workflow.ROLE_NAMES["engineer" if ticket.line == 2 else "operator"]
+            raise Refused(f"{ticket.public_id} на {ticket.line}-й линии: назначить её можно на сотрудника "
+                          f"с ролью {owner} или администратор; у {member.name} роль "
+                          f"{workflow.ROLE_NAMES[member.role]}")
         if ticket.assignee == member.name:
             raise Refused(f"{ticket.public_id} уже назначена на {member.name}")
         if ticket.status in workflow.FINISHED or ticket.status == domain.APPEAL_DONE:
@@ -75,6 +82,7 @@ class StaffActions(DeskBase):
     def reply(self, s: Session, ticket: Ticket, actor: StaffMember, text: str,
               files: Sequence[OutgoingFile] = ()) -> Ticket:
         """Email `text` (and `files`) to the requester, threaded to the ticket."""
+        self.may("reply", actor, ticket)
         if not text.strip() and not files:
             raise Refused("Пустой ответ: нужен текст или файл")
         if not ticket.requester_email:
@@ -90,6 +98,7 @@ class StaffActions(DeskBase):
 
     def note(self, s: Session, ticket: Ticket, actor: StaffMember, text: str) -> Ticket:
         """An internal note: kept on the ticket, never emailed."""
+        self.may("note", actor, ticket)
         if not text.strip():
             raise Refused("Пустая заметка")
         s.add(TicketMessage(ticket_id=ticket.id, direction="note", from_addr=actor.email,
@@ -109,6 +118,7 @@ class StaffActions(DeskBase):
         `comment` and `answer_text` go to the sender in the status letter (a question for
         `Обратная связь`, the solution for `Решена`); `answer_files` are attached to it.
         """
+        self.may("status", actor, ticket)
         workflow.check_transition(ticket.kind, ticket.status, status)
         if status in workflow.OWNED and not ticket.assignee:
             self._set_assignee(s, ticket, actor, actor.name)
@@ -145,6 +155,7 @@ class StaffActions(DeskBase):
     def set_priority(self, s: Session, ticket: Ticket, actor: StaffMember, priority: int,
                      impact: str) -> Ticket:
         """Set priority and impact as a pair from the regulation's table (MAIL-6)."""
+        self.may("priority", actor, ticket)
         if ticket.kind != domain.TICKET:
             raise Refused("Приоритет и влияние есть только у заявок техподдержки")
         impact = workflow.check_pair(priority, impact)
@@ -158,6 +169,7 @@ class StaffActions(DeskBase):
 
     def set_organisation(self, s: Session, ticket: Ticket, actor: StaffMember, name: str) -> Ticket:
         """Correct the organisation a request came from (read from the form or `[organisations]`)."""
+        self.may("organisation", actor, ticket)
         name = " ".join(name.split())
         if not name or len(name) > 300:
             raise Refused("Укажите наименование организации (до 300 знаков)")
@@ -170,25 +182,38 @@ class StaffActions(DeskBase):
 
     def escalate(self, s: Session, ticket: Ticket, actor: StaffMember, comment: str | None = None) -> Ticket:
         """Hand a ticket from the first line to the second (MAIL-10)."""
+        return self._move_line(s, ticket, actor, 2, comment)
+
+    def deescalate(self, s: Session, ticket: Ticket, actor: StaffMember,
+                   comment: str | None = None) -> Ticket:
+        """Hand an escalated ticket back to the first line: it is first line's to solve after all."""
+        return self._move_line(s, ticket, actor, 1, comment)
+
+    def _move_line(self, s: Session, ticket: Ticket, actor: StaffMember, line: int,
+                   comment: str | None) -> Ticket:
+        """Escalation (to 2) or its return (to 1): the line changes, the owner lets go (the other
+        line takes it themselves), `Назначена` without an owner is `Новая` again, a comment is a note."""
+        action, reason, already = (("escalate", "эскалация на вторую линию", "на второй линии") if line == 2
+                                   else ("deescalate", "возврат на первую линию", "на первой линии"))
         if ticket.kind != domain.TICKET:
-            raise Refused("Эскалация на вторую линию есть только у заявок техподдержки")
-        if actor.role not in workflow.MAY_ESCALATE:
-            raise Refused("Эскалирует первая линия: нужна роль operator или admin")
-        if ticket.line >= 2:
-            raise Refused(f"{ticket.public_id} уже на второй линии")
+            raise Refused("Линии поддержки есть только у заявок техподдержки")
+        if ticket.line == line:
+            raise Refused(f"{ticket.public_id} уже {already}")
+        self.may(action, actor, ticket)
         if ticket.status in workflow.FINISHED:
             raise Refused(f"{ticket.public_id} в статусе «{ticket.status}»: сначала верните её в работу")
-        ticket.line = 2
-        self.audit(s, ticket, actor.name, "escalated", "1", "2", comment=comment or None)
-        self._set_assignee(s, ticket, actor, None)  # the second line takes it themselves
+        old, ticket.line = ticket.line, line
+        self.audit(s, ticket, actor.name, "escalated" if line == 2 else "deescalated", str(old), str(line),
+                   comment=comment or None)
+        self._set_assignee(s, ticket, actor, None)
         new = workflow.ON_ESCALATE.get(ticket.status)
         if new:
-            self.set_status(s, ticket, actor.name, new, reason="эскалация на вторую линию")
+            self.set_status(s, ticket, actor.name, new, reason=reason)
         if comment and comment.strip():
+            title = "Эскалация на вторую линию" if line == 2 else "Возврат на первую линию"
             s.add(TicketMessage(ticket_id=ticket.id, direction="note", from_addr=actor.email,
-                                body=f"Эскалация на вторую линию: {comment.strip()}", author=actor.name,
-                                at=self.clock()))
-        self.on_change(s, ticket, "escalated")
+                                body=f"{title}: {comment.strip()}", author=actor.name, at=self.clock()))
+        self.on_change(s, ticket, "escalated" if line == 2 else "deescalated")
         return ticket
 
 

@@ -75,8 +75,64 @@ PAIRS: dict[int, tuple[str, ...]] = {
 }
 
 ROLES = ("operator", "engineer", "admin")
-# MAIL-10: the first line escalates; the second line (engineer) works what was escalated.
-MAY_ESCALATE = frozenset({"operator", "admin"})
+ROLE_NAMES = {"operator": "оператор (1-я линия)", "engineer": "инженер (2-я линия)", "admin": "администратор"}
+# The support lines a role works (003 §2.6, §2.7, MAIL-10): first line registers, answers,
+# sets priority and escalates; the second line works what was escalated; an admin both.
+LINES_OF_ROLE = {"operator": frozenset({1}), "engineer": frozenset({2}), "admin": frozenset({1, 2})}
+ALL_ROLES = frozenset(ROLES)
+FIRST_LINE = frozenset({"operator", "admin"})
+SECOND_LINE = frozenset({"engineer", "admin"})
+
+
+class May:
+    """Who may do one thing: the roles, and whether the ticket must be on the actor's own line."""
+
+    def __init__(self, roles: frozenset[str], own_line: bool = True) -> None:
+        self.roles, self.own_line = roles, own_line
+
+
+# Who may do what: the one table every staff action is checked against (BOT-1, MAIL-10, 003 §2.7,
+# §4.5). "Own line" applies to support tickets; appeals have no lines.
+MAY: dict[str, May] = {
+    "register": May(FIRST_LINE, own_line=False),  # §2.7: registering requests (a phone call)
+    "take": May(ALL_ROLES),
+    "assign": May(ALL_ROLES, own_line=False),  # to someone who works the record's line (works_line)
+    "reply": May(ALL_ROLES),
+    "status": May(ALL_ROLES),
+    "note": May(ALL_ROLES, own_line=False),  # anyone may leave a word for colleagues
+    "organisation": May(ALL_ROLES, own_line=False),
+    "priority": May(FIRST_LINE),  # §4.5: first line sets and changes the priority
+    "escalate": May(FIRST_LINE),  # §2.7: first line escalates to the second
+    "deescalate": May(SECOND_LINE),  # the second line hands back what is first line's to solve
+    "extend": May(FIRST_LINE, own_line=False),  # APL-6: the appeal's one extension
+    "staff": May(frozenset({"admin"}), own_line=False),
+    "retry": May(frozenset({"admin"}), own_line=False),  # sending a failed letter again
+}
+ACTION_NAMES = {"register": "регистрировать заявки", "take": "брать в работу", "assign": "назначать",
+                "reply": "отвечать заявителю", "status": "менять статус", "note": "писать заметки",
+                "organisation": "исправлять организацию", "priority": "менять приоритет и влияние",
+                "escalate": "эскалировать на вторую линию", "deescalate": "возвращать на первую линию",
+                "extend": "продлевать срок обращения", "staff": "вести справочник сотрудников",
+                "retry": "отправлять письма повторно"}
+
+
+def works_line(role: str, kind: str, line: int) -> bool:
+    """Does `role` work records of `kind` on `line`? (Appeals have no lines.)"""
+    return kind != d.TICKET or line in LINES_OF_ROLE[role]
+
+
+def check_may(action: str, role: str, kind: str | None = None, line: int | None = None,
+              public_id: str = "") -> None:
+    """Refuse (one Russian line) unless `role` may do `action` to a record of `kind` on `line`."""
+    rule = MAY[action]
+    if role not in rule.roles:
+        who = " или ".join(ROLE_NAMES[r] for r in ROLES if r in rule.roles)
+        raise Refused(f"{ACTION_NAMES[action].capitalize()} может только {who}; "
+                      f"ваша роль: {ROLE_NAMES.get(role, role)}")
+    if rule.own_line and kind is not None and line is not None and not works_line(role, kind, line):
+        owner = ROLE_NAMES["engineer" if line == 2 else "operator"]
+        raise Refused(f"{public_id} на {line}-й линии: {ACTION_NAMES[action]} по ней может {owner} "
+                      f"или администратор; ваша роль: {ROLE_NAMES.get(role, role)}")
 
 
 def allowed_statuses(kind: str, status: str) -> list[str]:

@@ -216,7 +216,8 @@ def test_strangers_see_nothing_and_change_nothing(desk_config, dovecot, smtp_ser
             await until(lambda: any("sidorov" in t for t in bot_said(api, STAFF_CHAT, mark)))
             no_escalation = api.press(SIDOROV, STAFF_CHAT, card.message_id, card.button("Эскалировать"))
             await until(lambda: api.answers(no_escalation))
-            assert api.answers(no_escalation)[0].params["text"].startswith("⛔ Эскалирует первая линия")
+            assert api.answers(no_escalation)[0].params["text"].startswith(
+                "⛔ Эскалировать на вторую линию может только оператор")
 
             ticket = await asyncio.to_thread(cli_json, config, "tickets", "show", public_id)
             assert ticket["line"] == 1 and ticket["assignee"] == "ivanov"

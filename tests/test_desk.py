@@ -78,7 +78,7 @@ def test_every_transition_in_the_table_works_and_every_other_is_refused(app, kin
             public_id = record.public_id
         with app.db.transaction() as s:
             record = app.desk.ticket_by_public_id(s, public_id)
-            actor = app.desk.staff(s).get("petrov")
+            actor = app.desk.staff(s).get("ivanova")  # first line: the record is on it
             assert set(app.desk.allowed_statuses(record)) == moves[old]
             try:
                 app.desk.change_status(s, record, actor, new, answer_text="Ответ по существу")
@@ -90,7 +90,7 @@ def test_every_transition_in_the_table_works_and_every_other_is_refused(app, kin
             assert refused is None, f"{old} -> {new}: {refused}"
             # Completing a new appeal records `На рассмотрении` on the way (APL-5).
             via = "На рассмотрении" if (old, new) == ("Новое", "Выполнено") else old
-            assert ("petrov", "status", via, new) in status_events(app, public_id)
+            assert ("ivanova", "status", via, new) in status_events(app, public_id)
         else:
             allowed = ", ".join(f"«{m}»" for m in app.desk.allowed_statuses(record)) or "никуда"
             assert refused is not None and refused.startswith(f"Из статуса «{old}» нельзя перейти в «{new}»; "
@@ -139,7 +139,8 @@ def test_the_cli_refuses_with_one_clear_line_and_exit_status_1(world):
     assert world.refused("ticket", "take", tid, "--as", "nobody") == (
         "Сотрудник «nobody» не найден; сотрудники: ivanova, petrov")
     assert world.refused("ticket", "escalate", tid, "--as", "petrov") == (
-        "Эскалирует первая линия: нужна роль operator или admin")
+        "Эскалировать на вторую линию может только оператор (1-я линия) или администратор; "
+        "ваша роль: инженер (2-я линия)")
     assert world.refused("ticket", "take", "HD-2020-999999", "--as", "ivanova") == "Записи HD-2020-999999 нет"
     assert world.refused("ticket", "note", tid, "--as", "ivanova", "--text", "  ") == "Пустая заметка"
 
@@ -333,11 +334,14 @@ def test_listeners_hear_every_change(app):
         ivanova, petrov = staff.get("ivanova"), staff.get("petrov")
         t = phone_record(app, s)
         app.desk.take(s, t, ivanova)
-        app.desk.assign(s, t, ivanova, "petrov")
         app.desk.set_priority(s, t, ivanova, 3, "Настройка")
         app.desk.note(s, t, ivanova, "заметка")
         app.desk.reply(s, t, ivanova, "ответ")
         app.desk.escalate(s, t, ivanova)
+        app.desk.assign(s, t, ivanova, "petrov")
+        app.desk.deescalate(s, t, petrov)
+        app.desk.escalate(s, t, ivanova)
+        app.desk.take(s, t, petrov)
         app.desk.change_status(s, t, petrov, "Решена")
-    assert [e for _, e in heard] == ["created", "assigned", "assigned", "priority", "note", "reply",
-                                     "escalated", "status"]
+    assert [e for _, e in heard] == ["created", "assigned", "priority", "note", "reply", "escalated",
+                                     "assigned", "deescalated", "escalated", "assigned", "status"]

@@ -31,7 +31,7 @@ def test_failed_letters_go_out_again_when_an_admin_says_so(world, smtp_server):
     assert "550" in letters[0]["last_error"]
 
     assert world.refused("outbox", "retry", "--failed", "--as", "ivanova") == (
-        "Отправить письмо повторно может только администратор")
+        "Отправлять письма повторно может только администратор; ваша роль: оператор (1-я линия)")
     assert world.refused("outbox", "retry", "3", "--as", "sidorova").startswith(
         "Повторить можно только неотправленные письма; не такие: #3 (sent)")
     status, out, _ = world.run("outbox", "retry", "--failed", "--as", "sidorova")
