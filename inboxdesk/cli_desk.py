@@ -14,14 +14,15 @@ import os
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from inboxdesk import domain, views, workflow
 from inboxdesk.app import App
 from inboxdesk.letters import OutgoingFile
-from inboxdesk.staff import StaffMember, add_member, remove_member
+from inboxdesk.staff import STAFF_ACTIONS, StaffMember, add_member, remove_member
 from inboxdesk.workflow import HeldByOther, Refused
-from storage.models import Ticket
+from storage.models import AuditEvent, Ticket
 
 
 def _read_text(args: argparse.Namespace, inline: str, path: str) -> str | None:
@@ -162,6 +163,13 @@ def cmd_staff(app: App, args: argparse.Namespace) -> int:
             remove_member(s, args.name, configured, _machine_user())
             print(f"{args.name}: удалён")
             return 0
+        if args.op == "log":
+            events = s.scalars(select(AuditEvent).where(AuditEvent.action.in_(STAFF_ACTIONS))
+                               .order_by(AuditEvent.id))
+            log_rows = [views.audit_view(e, app.zone) for e in events]
+            print(json.dumps(log_rows, ensure_ascii=False, indent=2) if args.json else views.table(
+                log_rows, ["at", "actor", "action", "from", "to"], empty="(изменений не было)"))
+            return 0
         names = {m.name for m in configured}
         rows = [_member_view(m, "settings" if m.name in names else "db") for m in app.desk.staff(s).all()]
     if args.json:
@@ -246,4 +254,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_staff)
     p = staff.add_parser("remove")
     p.add_argument("name")
+    p.set_defaults(func=cmd_staff)
+    p = staff.add_parser("log", help="who changed the staff directory, when (AUD-1)")
+    p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_staff)

@@ -93,6 +93,7 @@ class Desk(AppealActions):
             back = workflow.IN_WORK[ticket.kind] if ticket.assignee else domain.TICKET_NEW
             self.set_status(session, ticket, msg.from_addr, back, reason="ответ заявителя",
                             inbound_id=inbound.id)
+            self._notify_status(session, ticket, back)  # as `notify_statuses` asks, once a round
         if refused:
             subject, body = render_email(
                 "refused_attachments", ticket=ticket, name=msg.from_name, subject=msg.subject,
@@ -242,7 +243,7 @@ class Desk(AppealActions):
             missing=check.missing_names, attachments_only=check.attachments_only, again=again,
             refused=_refused(refused), limit_mb=box.max_attachment_bytes // (1024 * 1024),
             files_advice=files_advice)
-        self.queue_auto_letter(s, box, ticket, purpose, msg, subject, body)
+        self.queue_auto_letter(s, box, ticket, purpose, msg, subject, body, required=True)
 
     # -- the acceptance clock (MAIL-7) ------------------------------------------------------------
 

@@ -26,6 +26,10 @@ SYSTEM = "system"  # the actor of automatic changes
 Listener = Callable[[Session, Ticket, str], None]
 
 
+# Letters the regulation requires (003 §3.2: what a request lacks): never dropped by a cap.
+REQUIRED_LETTERS = ("ack", "form_incomplete")
+
+
 class DeskBase:
     """Shared machinery of the desk service; `Desk` adds the operations."""
 
@@ -101,13 +105,18 @@ class DeskBase:
 
     def queue_auto_letter(self, session: Session, box: MailboxSettings, ticket: Ticket, purpose: str,
                           answering: ParsedMessage, subject: str, body: str,
-                          to: str | None = None) -> OutboxItem | None:
+                          to: str | None = None, required: bool = False) -> OutboxItem | None:
         """An automatic answer to `answering` (to its sender unless `to` is given), unless one of
-        the OUT-1 hourly caps is hit (recorded on the record with its reason)."""
+        the OUT-1 hourly caps is hit (recorded on the record with its reason).
+
+        A `required` letter (the regulation's request for missing data, 003 §3.2) is never
+        dropped: over a cap it waits out the hour, and a newer one takes the place of one still
+        waiting for the same record, so the sender gets the latest list once."""
         to = to or self._answer_address(box, answering)
+        now = self.clock()
         cap = outbox.auto_mail_cap(session, self.settings.outbound, domain.mail_key(to), ticket.id,
-                                   self.clock() - timedelta(hours=1))
-        if cap:
+                                   now - timedelta(hours=1))
+        if cap and not required:
             self.audit(session, ticket, SYSTEM, "auto_mail_suppressed", None, None, to=to,
                        purpose=purpose, reason=cap)
             return None
@@ -115,7 +124,15 @@ class DeskBase:
             from_addr=box.address, from_name=self.settings.institution.name, to=(to,),
             subject=domain.tagged_subject(ticket.public_id, subject), body=body,
             in_reply_to=answering.message_id, references=answering.references, auto=AUTO_REPLIED)
-        return self.queue_letter(session, ticket, purpose, mail)
+        if not cap:
+            return self.queue_letter(session, ticket, purpose, mail)
+        folded = outbox.withdraw_waiting(session, ticket.id, REQUIRED_LETTERS, after=now)
+        item = self.queue_letter(session, ticket, purpose, mail)
+        item.next_attempt_at = now + timedelta(hours=1)
+        self.audit(session, ticket, SYSTEM, "auto_mail_delayed", None, None, to=to, purpose=purpose,
+                   reason=cap, replaces=folded or None, outbox_id=item.id)
+        self.on_change(session, ticket, "letter_delayed")
+        return item
 
     @staticmethod
     def _answer_address(box: MailboxSettings, answering: ParsedMessage) -> str:

@@ -61,6 +61,9 @@ def directory(session: Session, configured: Iterable[StaffMember]) -> StaffDirec
     return StaffDirectory([*configured, *stored])
 
 
+STAFF_ACTIONS = ("staff_added", "staff_changed", "staff_removed")  # their audit events
+
+
 def add_member(session: Session, member: StaffMember, configured: Iterable[StaffMember],
                actor: str) -> StaffMember:
     """Add or update a member in the `staff` table; audited (AUD-1) with who did it."""

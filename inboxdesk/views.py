@@ -70,7 +70,8 @@ def outbox_view(o: OutboxItem, zone: ZoneInfo, public_ids: dict[int, str] | None
             "subject": o.subject, "status": o.status, "attempts": o.attempts,
             "last_error": o.last_error,
             "ticket_id": (public_ids or {}).get(o.ticket_id) if o.ticket_id else None,
-            "created_at": localtime.iso(o.created_at, zone), "sent_at": localtime.iso(o.sent_at, zone)}
+            "created_at": localtime.iso(o.created_at, zone), "sent_at": localtime.iso(o.sent_at, zone),
+            "next_attempt_at": localtime.iso(o.next_attempt_at, zone) if o.status == "pending" else None}
 
 
 def public_ids(session: Session) -> dict[int, str]:

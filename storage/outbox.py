@@ -11,11 +11,11 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, or_, select, update
+from sqlalchemy import Select, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from storage.db import escape_like
-from storage.models import OutboxItem, utcnow
+from storage.models import OutboxItem, TicketMessage, utcnow
 from storage.owners import dead_here, worker_id
 
 PENDING, SENT, FAILED, BOUNCED = "pending", "sent", "failed", "bounced"
@@ -67,6 +67,20 @@ def auto_mail_cap(session: Session, limits: Any, key: str, ticket_id: int | None
         if limit and (conn.execute(query, params).scalar() or 0) >= limit:
             return f"{reason} ({limit} в час)"
     return None
+
+
+def withdraw_waiting(session: Session, ticket_id: int, purposes: tuple[str, ...],
+                     after: datetime) -> list[int]:
+    """Delete the record's letters of `purposes` held back until after `after` and not yet
+    claimed (a newer letter replaces them), with their copies in the record's history (never
+    sent, they were never said); their IDs."""
+    ids = list(session.scalars(select(OutboxItem.id).where(
+        OutboxItem.ticket_id == ticket_id, OutboxItem.purpose.in_(purposes), OutboxItem.status == PENDING,
+        OutboxItem.next_attempt_at > after, OutboxItem.claimed_by.is_(None))))
+    if ids:
+        session.execute(delete(TicketMessage).where(TicketMessage.outbox_id.in_(ids)))
+        session.execute(delete(OutboxItem).where(OutboxItem.id.in_(ids)))
+    return ids
 
 
 def release_dead_claims(session: Session, channel: str | None = None) -> int:

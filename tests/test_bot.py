@@ -230,6 +230,34 @@ def test_strangers_see_nothing_and_change_nothing(desk_config, dovecot, smtp_ser
     assert len([r for r in caplog.records if "refused user 6660" in r.getMessage()]) == 5
 
 
+def test_the_card_hands_an_escalated_ticket_back_to_the_first_line(desk_config, dovecot, smtp_server, api):
+    """MAIL-10, 003 §2.7: once escalated, the card offers the second line a way back; the operator
+    may not use it (one line why), the engineer does, and the card offers escalation again."""
+    config = desk_config()
+    dovecot.append(desk_config.help.address, letter(subject="Не ставится подпись"))
+
+    async def story() -> None:
+        async with daemon_running(config):
+            card = await until(lambda: one_card(api))
+            public_id = public_id_of(card)
+            api.press(IVANOV, STAFF_CHAT, card.message_id, card.button("Эскалировать"))
+            await until(lambda: "На 1-ю линию" in " ".join(t for t, _ in card.buttons))
+            refused = api.press(IVANOV, STAFF_CHAT, card.message_id, card.button("На 1-ю линию"))
+            await until(lambda: api.answers(refused))
+            assert api.answers(refused)[0].params["text"] == (
+                "⛔ Возвращать на первую линию может только инженер (2-я линия) или администратор; "
+                "ваша роль: оператор (1-я линия)")
+            back = api.press(SIDOROV, STAFF_CHAT, card.message_id, card.button("На 1-ю линию"))
+            await until(lambda: api.answers(back) and "Эскалировать" in " ".join(t for t, _ in card.buttons))
+            assert api.answers(back)[0].params["text"] == "Возвращено на первую линию"
+            ticket = await asyncio.to_thread(cli_json, config, "tickets", "show", public_id)
+            assert ticket["line"] == 1
+            assert [(e["actor"], e["action"]) for e in ticket["events"] if "escalated" in e["action"]] == [
+                ("ivanov", "escalated"), ("sidorov", "deescalated")]
+
+    asyncio.run(story())
+
+
 def _refusals_audited(config: Path) -> int:
     from sqlalchemy import func, select
 
