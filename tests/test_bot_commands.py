@@ -48,9 +48,9 @@ def test_commands_do_what_the_cli_does(desk_config, dovecot, smtp_server, api):
             assert "Взято" in (await ask(IVANOV, f"/take {public_id}"))[0]
             assert public_id in (await ask(IVANOV, "/mine"))[0]
             await ask(IVANOV, f"/note {public_id} Позвонил, ждём перезагрузки")
-            await ask(IVANOV, f"/assign {public_id} sidorov")
+            await ask(IVANOV, f"/assign {public_id} petrova")
             ticket = await asyncio.to_thread(show, public_id)
-            assert ticket["assignee"] == "sidorov"
+            assert ticket["assignee"] == "petrova"
             assert any(m["direction"] == "note" and "перезагрузки" in m["body"] for m in ticket["messages"])
 
             await ask(IVANOV, f"/status {public_id}")
