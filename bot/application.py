@@ -29,6 +29,7 @@ from bot.buttons import on_press
 from bot.callbacks import CallbackSigner
 from bot.context import BotServices, DeskContext
 from bot.conversations import conversation_handlers
+from bot.filtered import cmd_filtered
 from bot.notifications import TelegramDelivery
 from bot.replies import on_reply
 from inboxdesk.desk import Desk
@@ -65,7 +66,8 @@ def register_handlers(app: Application) -> None:
              "show": commands.cmd_show, "reply": commands.cmd_reply, "note": commands.cmd_note,
              "status": commands.cmd_status, "take": commands.cmd_take, "assign": commands.cmd_assign,
              "priority": commands.cmd_priority, "find": commands.cmd_find, "staff": commands.cmd_staff,
-             "failed": commands.cmd_failed}
+             "failed": commands.cmd_failed, "escalate": commands.cmd_escalate, "back": commands.cmd_back,
+             "extend": commands.cmd_extend, "org": commands.cmd_org, "filtered": cmd_filtered}
     for name, callback in table.items():
         app.add_handler(CommandHandler(name, callback))
     app.add_handler(CallbackQueryHandler(on_press))

@@ -17,6 +17,7 @@ from bot.answers import card_for_message, shown_message
 from bot.callbacks import Press, state_version
 from bot.cards import card, esc, impact_menu, keyboard, priority_menu, status_menu, stored_files
 from bot.context import DeskContext
+from bot.filtered import accept_mail, show_mail
 from bot.notifications import NO_PREVIEW
 from inboxdesk import domain
 from inboxdesk.workflow import PRIORITIES, Refused
@@ -229,5 +230,5 @@ Action = Callable[[CallbackQuery, DeskContext, Press], Awaitable[None]]
 ACTIONS: dict[str, Action] = {
     "take": take, "esc": escalate, "dsc": deescalate, "st": set_status, "im": set_impact, "stm": show_menu,
     "prm": show_menu, "pr": show_menu, "back": show_menu, "rep": reply_prompt, "files": send_files,
-    "rty": retry_letter,
+    "rty": retry_letter, "mail": show_mail, "acc": accept_mail,
 }

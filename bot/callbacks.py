@@ -17,9 +17,11 @@ from storage.models import Ticket
 
 # take, reply prompt, status menu, set status, complete appeal, priority menu, priority chosen,
 # impact chosen, escalate, back to the first line, send files, back to the card's own buttons,
-# send a failed letter again.
+# send a failed letter again; read a filtered letter, take it in as a request (MAIL_ACTIONS: about
+# an inbound message, not a record).
+MAIL_ACTIONS = frozenset({"mail", "acc"})
 ACTIONS = frozenset({"take", "rep", "stm", "st", "done", "prm", "pr", "im", "esc", "dsc", "files", "back",
-                     "rty"})
+                     "rty"}) | MAIL_ACTIONS
 MAX_BYTES = 64
 
 
@@ -54,6 +56,13 @@ class CallbackSigner:
         data = f"{body}:{self._sign(body)}"
         assert len(data.encode()) <= MAX_BYTES, data
         return data
+
+    def encode_mail(self, action: str, inbound_id: int) -> str:
+        """A button about inbound message `inbound_id` (record 0, no state to go stale)."""
+        if action not in MAIL_ACTIONS:
+            raise ValueError(f"bad mail button {action!r}")
+        body = f"{action}:0:{inbound_id}:0000"
+        return f"{body}:{self._sign(body)}"
 
     def decode(self, data: str | None) -> Press | None:
         """The press, or None when the data is malformed or not signed by us."""

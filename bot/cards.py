@@ -20,7 +20,8 @@ from inboxdesk import domain, localtime
 from inboxdesk.desk import size_text
 from inboxdesk.settings import Settings
 from inboxdesk.workflow import PRIORITIES, priority_label
-from storage.models import Attachment, Ticket, TicketMessage
+from storage import outbox
+from storage.models import Attachment, OutboxItem, Ticket, TicketMessage
 
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
@@ -123,7 +124,38 @@ def summary_lines(ticket: Ticket, zone: ZoneInfo) -> list[str]:
         lines.append(f"<b>Срок ответа:</b> до {localtime.day(ticket.answer_due_at, zone)}")
     owner = esc(ticket.assignee) if ticket.assignee else "не назначен"
     lines.append(f"<b>Исполнитель:</b> {owner}" + (" · 2-я линия" if ticket.line == 2 else ""))
+    lost = undelivered(ticket)
+    if lost is not None:  # nothing hidden from staff: the sender did not get our letter
+        what = "вернулось" if lost.status == outbox.BOUNCED else "не отправлено"
+        lines.append(f"⚠️ <b>Письмо {what}:</b> {esc(lost.purpose)} → {esc(', '.join(lost.recipients))}: "
+                     f"{esc(trim(lost.last_error or '—', 200))} (отправить снова: /failed)")
     return lines
+
+
+def undelivered(ticket: Ticket) -> OutboxItem | None:
+    """The record's latest email that failed or came back, unless a later one to the same
+    people went out after it."""
+    emails = [o for o in ticket.letters if o.channel == "email"]
+    for index in range(len(emails) - 1, -1, -1):
+        letter = emails[index]
+        if letter.status in outbox.RETRYABLE:
+            resent = any(o.status == outbox.SENT and o.recipients == letter.recipients
+                         for o in emails[index + 1:])
+            return None if resent else letter
+    return None
+
+
+def letters_block(ticket: Ticket, zone: ZoneInfo, last: int = 10) -> str | None:
+    """/show: the record's emails with their delivery state, newest last."""
+    emails = [o for o in ticket.letters if o.channel == "email"][-last:]
+    if not emails:
+        return None
+    marks = {outbox.SENT: "✅", outbox.PENDING: "⏳", outbox.FAILED: "❌", outbox.BOUNCED: "↩️"}
+    rows = [f"{marks.get(o.status, '•')} {when(o.sent_at or o.created_at, zone)} {esc(o.purpose)} → "
+            f"{esc(trim(', '.join(o.recipients), 120))}"
+            + (f": {esc(trim(o.last_error, 150))}" if o.status in outbox.RETRYABLE and o.last_error else "")
+            for o in emails]
+    return "<b>Письма</b>\n" + "\n".join(rows)
 
 
 def _contact(ticket: Ticket) -> str:
@@ -226,6 +258,9 @@ def history(ticket: Ticket, zone: ZoneInfo, older: int = 800, newest: int = 1200
         files = files_line(m.attachments)
         if files:
             blocks[-1] += f"\n{files}"
+    letters = letters_block(ticket, zone)
+    if letters:
+        blocks.append(letters)
     return pack(blocks)
 
 

@@ -30,6 +30,11 @@ COMMANDS = (
     ("take", "Взять в работу: /take ID"),
     ("assign", "Назначить: /assign ID имя"),
     ("priority", "Приоритет и влияние: /priority ID"),
+    ("escalate", "На вторую линию: /escalate ID [комментарий]"),
+    ("back", "Вернуть на первую линию: /back ID [комментарий]"),
+    ("extend", "Продлить срок обращения: /extend ID дней причина"),
+    ("org", "Исправить организацию: /org ID название"),
+    ("filtered", "Отфильтрованная почта за сутки"),
     ("find", "Поиск: /find текст"),
     ("phone", "Записать обращение по телефону"),
     ("staff", "Сотрудники (администратор)"),
@@ -160,6 +165,44 @@ async def cmd_note(update: Update, context: DeskContext) -> None:
     public_id, text = _need(command_args(update, 2), 2, "/note ID текст")
     line = await services.act(lambda s: done_line(
         services.desk.note(s, ticket_named(services, s, public_id), member, text), "📝 Заметка добавлена"))
+    await say(update, line)
+
+
+async def cmd_escalate(update: Update, context: DeskContext) -> None:
+    """/escalate ID [комментарий]: hand to the second line (MAIL-10)."""
+    await _line_move(update, context, "/escalate ID [комментарий]", "escalate", "⬆️ На второй линии")
+
+
+async def cmd_back(update: Update, context: DeskContext) -> None:
+    """/back ID [комментарий]: hand an escalated ticket back to the first line."""
+    await _line_move(update, context, "/back ID [комментарий]", "deescalate", "⬇️ На первой линии")
+
+
+async def _line_move(update: Update, context: DeskContext, usage: str, op: str, said: str) -> None:
+    services, member = context.services, context.member
+    public_id, *comment = _need(command_args(update, 2), 1, usage)
+    line = await services.act(lambda s: done_line(getattr(services.desk, op)(
+        s, ticket_named(services, s, public_id), member, comment[0] if comment else None), said))
+    await say(update, line)
+
+
+async def cmd_extend(update: Update, context: DeskContext) -> None:
+    """/extend ID дней причина: the appeal's one extension of its answer term (APL-6)."""
+    services, member = context.services, context.member
+    public_id, days, reason = _need(command_args(update, 3), 3, "/extend ID дней причина")
+    if not days.isdigit():
+        raise Refused("Формат: /extend ID дней причина (дней — число)")
+    line = await services.act(lambda s: done_line(services.desk.extend_deadline(
+        s, ticket_named(services, s, public_id), member, int(days), reason), "📅 Срок продлён"))
+    await say(update, line)
+
+
+async def cmd_org(update: Update, context: DeskContext) -> None:
+    """/org ID название: correct the organisation a request came from."""
+    services, member = context.services, context.member
+    public_id, name = _need(command_args(update, 2), 2, "/org ID название")
+    line = await services.act(lambda s: done_line(services.desk.set_organisation(
+        s, ticket_named(services, s, public_id), member, name), "🏥 Организация исправлена"))
     await say(update, line)
 
 

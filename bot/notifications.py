@@ -35,6 +35,8 @@ from telegram.warnings import PTBDeprecationWarning
 
 from bot.callbacks import CallbackSigner
 from bot.cards import Rendered, card, display_zone
+from bot.mail_cards import digest
+from inboxdesk.digest import DIGEST
 from inboxdesk.settings import Settings
 from inboxdesk.timers import ALERT
 from storage import outbox
@@ -173,7 +175,7 @@ class TelegramDelivery:
             if target.card_id is None:
                 msg = await self.bot.send_message(target.chat_id, text, parse_mode=ParseMode.HTML,
                                                   reply_markup=markup, link_preview_options=NO_PREVIEW)
-                if row.purpose != ALERT:  # an alert is a plain message, not a card to keep editing
+                if row.purpose not in (ALERT, DIGEST):  # a message as it is, not a card to keep editing
                     await asyncio.to_thread(self._posted, row, target, msg.message_id)
                 return
             await self.bot.edit_message_text(text, chat_id=target.chat_id, message_id=target.message_id,
@@ -215,6 +217,9 @@ class TelegramDelivery:
         if row.purpose == ALERT:  # a deadline warning or reminder notice (inboxdesk.timers), as written
             return [Target(int(row.payload["chat_id"]), Rendered(str(row.payload["text"])))]
         with self.db.sessions() as s:
+            if row.purpose == DIGEST:  # filtered mail of the day, with buttons signed now
+                return [Target(int(row.payload["chat_id"]),
+                               digest(s, row.payload, self.signer, display_zone(self.settings)))]
             ticket = s.get(Ticket, row.payload.get("ticket_id"))
             if ticket is None:
                 return []

@@ -6,6 +6,8 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.orm import Session
+
 from inboxdesk.desk import Desk
 from inboxdesk.retention import Retention
 from inboxdesk.settings import MailboxSettings, Settings
@@ -66,7 +68,9 @@ class App:
 
     @cached_property
     def email_delivery(self) -> EmailDelivery:
-        return EmailDelivery(self.db, self.settings.outbound, self.mail_transport)
+        delivery = EmailDelivery(self.db, self.settings.outbound, self.mail_transport)
+        delivery.gave_up = self._letter_given_up
+        return delivery
 
     @cached_property
     def staff_bot(self) -> StaffBot | None:
@@ -76,6 +80,11 @@ class App:
         from bot.application import StaffBot
 
         return StaffBot(self.settings, self.db, self.desk)
+
+    def _letter_given_up(self, session: Session, ticket_id: int) -> None:
+        ticket = self.desk.ticket_by_id(session, ticket_id)
+        if ticket is not None:
+            self.desk.on_change(session, ticket, "letter_failed")
 
     def mail_transport(self) -> MailTransport:
         out = self.settings.outbound

@@ -92,6 +92,16 @@ def cmd_inbound_retry(app: App, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_inbound_accept(app: App, args: argparse.Namespace) -> int:
+    from mailflow.intake import accept_filtered
+
+    with app.db.transaction() as s:
+        ticket = accept_filtered(s, app.desk, args.id, app.desk.staff(s).get(args.actor))
+        public_id, status = ticket.public_id, ticket.status
+    print(f"#{args.id} принято: {public_id}, статус «{status}»")
+    return 0
+
+
 def cmd_tickets_list(app: App, args: argparse.Namespace) -> int:
     with app.db.sessions() as s:
         query = select(Ticket).order_by(Ticket.id)
@@ -329,6 +339,10 @@ def build_parser() -> argparse.ArgumentParser:
     ir.add_argument("ids", nargs="*", type=int, metavar="ID")
     ir.add_argument("--errors", action="store_true", help="every `error` record")
     ir.set_defaults(func=cmd_inbound_retry)
+    ia = inbound.add_parser("accept", help="take a wrongly filtered message in as a request (audited)")
+    ia.add_argument("id", type=int)
+    ia.add_argument("--as", dest="actor", required=True, metavar="NAME", help="staff member deciding")
+    ia.set_defaults(func=cmd_inbound_accept)
 
     out = sub.add_parser("outbox", help="letters and messages waiting or sent").add_subparsers(
         dest="action", required=True)

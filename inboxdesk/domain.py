@@ -31,6 +31,9 @@ LOOP_HEADER = "X-Inboxdesk-Loop"
 
 # Inbound dispositions (issue 2): what became of each fetched message.
 DISPOSITIONS = ("ticket", "followup", "filtered", "autoreply", "bounce", "duplicate", "error")
+# Filtered mail staff may take in by hand (the rules were wrong), and see in the daily digest;
+# not bounces (they belong to our letters) nor duplicates.
+TAKEABLE = ("filtered", "autoreply")
 
 _TAG = re.compile(r"\[([A-Z][A-Z0-9_]{0,19}-\d{4}-\d{6,})\]")
 

@@ -47,6 +47,7 @@ from sqlalchemy.orm import Session
 from inboxdesk import domain, localtime
 from inboxdesk.desk import Desk
 from inboxdesk.desk_base import SYSTEM
+from inboxdesk.digest import DIGEST, queue_daily_digest
 from inboxdesk.letters import AUTO_GENERATED
 from inboxdesk.localtime import as_utc
 from inboxdesk.templating import render_email
@@ -142,6 +143,8 @@ class Timers:
             for ticket_id, key in self._pending(kind, where, plan, now):
                 if self._fire(kind, ticket_id, key, now, plan, act):
                     counts[kind] = counts.get(kind, 0) + 1
+        if queue_daily_digest(self.db, self.desk, now):
+            counts[DIGEST] = 1
         if counts:
             log.info("timers: %s", ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
         return counts

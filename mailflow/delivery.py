@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Protocol
 
 import aiosmtplib
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from inboxdesk.failpoints import failpoint
 from inboxdesk.settings import OutboundSettings
@@ -152,6 +154,8 @@ class EmailDelivery:
         # and the rest of the batch must be due again at once. Written first when it is back.
         self.unrecorded: list[Callable[[], None]] = []
         self.watch: outbox.AttemptWatcher = outbox.unwatched
+        # Told when a record's letter is given up on (the App shows it on the record's card).
+        self.gave_up: Callable[[Session, int], None] = lambda _session, _ticket_id: None
 
     async def deliver_due(self, limit: int = 100) -> int:
         """Send what is due now; returns how many letters were accepted by the server."""
@@ -226,6 +230,9 @@ class EmailDelivery:
             status = outbox.mark_attempt_failed(
                 s, letter.id, str(exc), exc.permanent, self.cfg.max_attempts,
                 timedelta(seconds=self.cfg.retry_base_seconds))
+            ticket_id = s.scalar(select(OutboxItem.ticket_id).where(OutboxItem.id == letter.id))
+            if status == outbox.FAILED and ticket_id is not None:
+                self.gave_up(s, ticket_id)  # in the same transaction: staff hear of it for sure
         self.watch("email", status if status == outbox.FAILED else outbox.RETRY)
         log.warning("outbox #%s: %s (%s)", letter.id, exc, "gave up" if status == outbox.FAILED
                     else "will retry", extra={"outbox_id": letter.id})

@@ -30,11 +30,14 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from inboxdesk import domain
 from inboxdesk.desk import SYSTEM, Desk, size_text
 from inboxdesk.failpoints import failpoint
 from inboxdesk.form_check import AHEAD as FORMS_AHEAD
 from inboxdesk.form_check import ahead_key
 from inboxdesk.settings import MailboxSettings, Settings
+from inboxdesk.staff import StaffMember
+from inboxdesk.workflow import Refused
 from mailflow import ahead
 from mailflow.ahead import form_files
 from mailflow.authentication import check_sender
@@ -419,23 +422,7 @@ class Intake:
             self._filter(s, row, msg, Decision(FILTERED, (Hit(
                 "authentication", f"поддельный отправитель (forged): {unconfirmed}", {}), *decision.hits)))
             return
-        kept, refused = size_split(msg.attachments, box.max_attachment_bytes)
-        target = route(s, box, msg)
-        row.reasons = [target.reason] + [f"вложение сверх лимита {size_text(box.max_attachment_bytes)} "
-                                         f"не сохранено: {f.filename}" for f in refused]
-        if target.ticket is None:
-            row.disposition = "ticket"
-            ticket = self.desk.open_from_mail(s, box, row, msg, kept, refused, linked_to=target.linked_to)
-        else:
-            row.disposition = "followup"
-            # A late reply to a finished ticket opens a new, linked one (MAIL-5).
-            ticket = self.desk.add_sender_mail(s, box, target.ticket, row, msg, kept, refused)
-            if ticket is not target.ticket:
-                row.disposition = "ticket"
-        row.ticket_id = ticket.id
-        if unconfirmed:  # MAIL-2 `warn`: accepted, and staff see why they should be careful
-            row.reasons = [*row.reasons, f"отправитель не подтверждён: {unconfirmed}"]
-            self.desk.flag_unconfirmed_sender(s, ticket, row, unconfirmed)
+        take_in(s, self.desk, box, row, msg, unconfirmed)
 
     @staticmethod
     def _unconfirmed_sender(box: MailboxSettings, msg: ParsedMessage) -> str:
@@ -458,6 +445,8 @@ class Intake:
                 ticket = self.desk.ticket_by_id(s, item.ticket_id) if item.ticket_id else None
                 self.desk.audit(s, ticket, SYSTEM, "bounce", None, outbox.BOUNCED, inbound_id=row.id,
                                 outbox_id=item.id, temporary=msg.bounce.temporary)
+                if ticket is not None and not msg.bounce.temporary:
+                    self.desk.on_change(s, ticket, "letter_bounced")  # the card says so
                 return
         self.desk.audit(s, None, SYSTEM, "filtered", None, decision.disposition, inbound_id=row.id,
                         reasons=decision.reasons)
@@ -499,3 +488,49 @@ def _log_decided(box: MailboxSettings, row: InboundMessage, record: str) -> None
              f" {record}" if record else "", why,
              extra={"mailbox": box.name, "inbound_id": row.id, "disposition": row.disposition,
                     "record": record or None})
+
+
+def take_in(s: Session, desk: Desk, box: MailboxSettings, row: InboundMessage, msg: ParsedMessage,
+            unconfirmed: str = "") -> Ticket:
+    """Route a message the rules let through (or staff accepted): a new record, or a follow-up of
+    the one it answers (MAIL-4, MAIL-5); `row` records what it became."""
+    kept, refused = size_split(msg.attachments, box.max_attachment_bytes)
+    target = route(s, box, msg)
+    row.reasons = [target.reason] + [f"вложение сверх лимита {size_text(box.max_attachment_bytes)} "
+                                     f"не сохранено: {f.filename}" for f in refused]
+    if target.ticket is None:
+        row.disposition = "ticket"
+        ticket = desk.open_from_mail(s, box, row, msg, kept, refused, linked_to=target.linked_to)
+    else:
+        row.disposition = "followup"
+        # A late reply to a finished ticket opens a new, linked one (MAIL-5).
+        ticket = desk.add_sender_mail(s, box, target.ticket, row, msg, kept, refused)
+        if ticket is not target.ticket:
+            row.disposition = "ticket"
+    row.ticket_id = ticket.id
+    if unconfirmed:  # MAIL-2 `warn`: accepted, and staff see why they should be careful
+        row.reasons = [*row.reasons, f"отправитель не подтверждён: {unconfirmed}"]
+        desk.flag_unconfirmed_sender(s, ticket, row, unconfirmed)
+    return ticket
+
+
+def accept_filtered(s: Session, desk: Desk, inbound_id: int, actor: StaffMember) -> Ticket:
+    """A filtered message a staff member says is a real request: taken in as if the rules had let
+    it through (the sender gets what any sender gets), audited with who decided and what the
+    rules had said."""
+    desk.may("register", actor)
+    row = s.get(InboundMessage, inbound_id, with_for_update=True)
+    if row is None:
+        raise Refused(f"Входящего письма #{inbound_id} нет")
+    if row.disposition not in domain.TAKEABLE or row.ticket_id is not None:
+        raise Refused(f"Письмо #{inbound_id} не отфильтровано ({row.disposition or row.state}): "
+                      "принять можно только отфильтрованное")
+    if row.raw_deleted_at is not None:
+        raise Refused(f"Исходное письмо #{inbound_id} удалено по сроку хранения: принять его нельзя")
+    box = desk.settings.mailbox(row.mailbox)
+    before, why = row.disposition, list(row.reasons or ())
+    ticket = take_in(s, desk, box, row, parse_message(row.raw))
+    row.reasons = [f"принято вручную ({actor.name}); правила: {'; '.join(why) or before}", *row.reasons]
+    desk.audit(s, ticket, actor.name, "filtered_accepted", before, row.disposition, inbound_id=row.id,
+               reasons=why)
+    return ticket

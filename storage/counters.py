@@ -30,3 +30,11 @@ def next_value(session: Session, name: str) -> int:
         conn.execute(insert(Counter).values(name=name, value=0).on_conflict_do_nothing())
         value = conn.execute(_BUMP, {"counter_name": name}).scalar_one()
     return value
+
+
+def claim_once(session: Session, name: str) -> bool:
+    """True for the one transaction that first names `name` (a daily job done once across
+    daemons and restarts); False when it was claimed already. Kept only if the caller commits."""
+    conn = session.connection()
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    return bool(conn.execute(insert(Counter).values(name=name, value=1).on_conflict_do_nothing()).rowcount)

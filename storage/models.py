@@ -161,6 +161,7 @@ class Ticket(Base):
         back_populates="ticket", order_by="TicketMessage.id", foreign_keys="TicketMessage.ticket_id"
     )
     events: Mapped[list[AuditEvent]] = relationship(order_by="AuditEvent.id")
+    letters: Mapped[list[OutboxItem]] = relationship(order_by="OutboxItem.id", viewonly=True)
 
 
 class TicketMessage(Base):

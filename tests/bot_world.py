@@ -111,9 +111,13 @@ async def daemon_running(config: Path) -> AsyncIterator[Daemon]:
         daemon.app.close()
 
 
+DIGEST_HEAD = "📥"  # the daily digest of filtered mail has buttons too, but is no card
+
+
 def cards(api: BotApiServer, public_id: str | None = None) -> list[ChatMessage]:
     """The bot's cards in the staff chat (for one record)."""
-    return [m for m in api.messages(STAFF_CHAT) if m.buttons and (public_id is None or public_id in m.text)]
+    return [m for m in api.messages(STAFF_CHAT) if m.buttons and not m.text.startswith(DIGEST_HEAD)
+            and (public_id is None or public_id in m.text)]
 
 
 def one_card(api: BotApiServer) -> ChatMessage | None:
