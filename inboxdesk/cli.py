@@ -58,18 +58,15 @@ def cmd_ingest(app: App, args: argparse.Namespace) -> int:
         try:
             raws = [Path(f).read_bytes() for f in args.files]
         except OSError as exc:
-            raise CommandError(f"cannot read {exc.filename}: {exc.strerror}") from None
+            raise CommandError(f"не удаётся прочитать {exc.filename}: {exc.strerror}") from None
     stats = app.intake.ingest(box, raws)
-    # A new record from an appeals mailbox is an appeal, though its disposition is `ticket`.
-    named = {"ticket": "appeal"} if box.kind == "appeals" else {}
-    print(f"{stats.recorded} recorded: " + (", ".join(
-        f"{named.get(k, k)} {v}" for k, v in sorted(stats.dispositions.items())) or "nothing new"))
+    print(f"записано писем: {stats.recorded} ({views.dispositions_text(stats.dispositions, box.kind)})")
     return 0
 
 
 def cmd_inbound_retry(app: App, args: argparse.Namespace) -> int:
     if not args.ids and not args.errors:
-        raise CommandError("name the records to retry (inbound retry ID …) or give --errors for all")
+        raise CommandError("укажите записи (inbound retry ID …) или --errors для всех записей с ошибкой")
     with app.db.sessions() as s:
         query = select(InboundMessage.id, InboundMessage.mailbox, InboundMessage.disposition)
         if args.ids:
@@ -77,18 +74,19 @@ def cmd_inbound_retry(app: App, args: argparse.Namespace) -> int:
         rows = s.execute(query.where(InboundMessage.disposition == "error") if args.errors else query).all()
     unknown = sorted(set(args.ids or ()) - {r.id for r in rows})
     if unknown:
-        raise CommandError(f"no inbound record {', '.join(map(str, unknown))}")
+        raise CommandError(f"входящих записей нет: {', '.join(map(str, unknown))}")
     if not_errors := [r.id for r in rows if r.disposition != "error"]:
-        raise CommandError(f"only `error` records are retried; not: {', '.join(map(str, not_errors))}")
+        raise CommandError(f"снова обрабатываются только записи с ошибкой (error); не такие: "
+                           f"{', '.join(map(str, not_errors))}")
     for name in sorted({r.mailbox for r in rows}):
         box = app.settings.mailbox(name)
         stats = app.intake.retry(box, [r.id for r in rows if r.mailbox == name])
         if stats.busy:
-            raise CommandError(f"mailbox {name} is busy in another instance; try again")
-        print(f"{name}: {stats.processed} retried: " + (", ".join(
-            f"{k} {v}" for k, v in sorted(stats.dispositions.items())) or "nothing"))
+            raise CommandError(f"ящик {name} сейчас обрабатывает другой экземпляр; повторите позже")
+        done = views.dispositions_text(stats.dispositions, box.kind)
+        print(f"{name}: обработано снова: {stats.processed} ({done})")
     if not rows:
-        print("no error records")
+        print("записей с ошибкой нет")
     return 0
 
 
@@ -131,7 +129,7 @@ def cmd_tickets_show(app: App, args: argparse.Namespace) -> int:
     with app.db.sessions() as s:
         ticket = s.scalar(select(Ticket).where(Ticket.public_id == args.id))
         if ticket is None:
-            raise CommandError(f"no ticket {args.id}")
+            raise CommandError(f"Записи {args.id} нет")
         view = views.ticket_detail(s, ticket, app.zone)
     _print(view, args.json, lambda v: _ticket_text(v, app.zone))
     return 0
@@ -186,7 +184,7 @@ def cmd_outbox_list(app: App, args: argparse.Namespace) -> int:
 
 def cmd_outbox_retry(app: App, args: argparse.Namespace) -> int:
     if not args.ids and not args.failed:
-        raise CommandError("name the letters (outbox retry ID …) or give --failed for every failed one")
+        raise CommandError("укажите письма (outbox retry ID …) или --failed для всех неотправленных")
     with app.db.transaction() as s:
         ids = list(args.ids)
         if args.failed:
@@ -196,7 +194,7 @@ def cmd_outbox_retry(app: App, args: argparse.Namespace) -> int:
             ids += list(s.scalars(query))
         items = app.desk.retry_letters(s, app.desk.staff(s).get(args.actor), sorted(set(ids)))
         done = [f"#{i.id}" for i in items]
-    print(f"{len(done)} letter(s) due again: {', '.join(done)}" if done else "no failed letters")
+    print(f"снова в очереди писем: {len(done)} ({', '.join(done)})" if done else "неотправленных писем нет")
     return 0
 
 
@@ -205,8 +203,8 @@ def _local_time(text: str, zone: ZoneInfo) -> datetime:
     try:
         at = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise CommandError(f"--since: expected a date like 2026-12-04 or 2026-12-04T10:00, "
-                           f"got {text!r}") from None
+        raise CommandError(f"--since: нужна дата вида 2026-12-04 или 2026-12-04T10:00, "
+                           f"а не {text!r}") from None
     return at if at.tzinfo else at.replace(tzinfo=zone)
 
 
@@ -226,7 +224,7 @@ def cmd_db_upgrade(app: App, args: argparse.Namespace) -> int:
         db.migrate()
     finally:
         db.dispose()
-    print(f"database schema at {head_revision()}")
+    print(f"схема базы данных: {head_revision()}")
     return 0
 
 
@@ -238,8 +236,8 @@ def cmd_export_data(app: App, args: argparse.Namespace) -> int:
     text = json.dumps(data, ensure_ascii=False, indent=2)
     if args.out:
         Path(args.out).write_text(text + "\n", encoding="utf-8")
-        print(f"{len(data['records'])} record(s), {len(data['received_letters'])} letter(s) received, "
-              f"{len(data['letters_to_them'])} sent: {args.out}")
+        print(f"записей: {len(data['records'])}, полученных писем: {len(data['received_letters'])}, "
+              f"отправленных им: {len(data['letters_to_them'])} — {args.out}")
     else:
         print(text)
     return 0
@@ -247,7 +245,7 @@ def cmd_export_data(app: App, args: argparse.Namespace) -> int:
 
 def cmd_retention(app: App, args: argparse.Namespace) -> int:
     if app.settings.retention.keeps_everything:
-        print("[retention] is not set: everything is kept")
+        print("[retention] не задан: всё хранится")
         return 0
     now = app.desk.clock()
     if args.dry_run:
@@ -255,7 +253,7 @@ def cmd_retention(app: App, args: argparse.Namespace) -> int:
             done = app.retention.due(s, now)
     else:
         done = app.retention.run(now)
-    print(f"{'due now' if args.dry_run else 'done'}: {done}")
+    print(f"{'к выполнению' if args.dry_run else 'выполнено'}: {done.text()}")
     return 0
 
 
@@ -267,7 +265,7 @@ def cmd_backup(app: App, args: argparse.Namespace) -> int:
         backup(app.settings.database_url, Path(args.path))
     except BackupError as exc:
         raise CommandError(str(exc)) from None
-    print(f"backup written: {args.path} ({Path(args.path).stat().st_size} bytes)")
+    print(f"резервная копия записана: {args.path} ({Path(args.path).stat().st_size} байт)")
     return 0
 
 
@@ -279,7 +277,7 @@ def cmd_restore(app: App, args: argparse.Namespace) -> int:
     except BackupError as exc:
         raise CommandError(str(exc)) from None
     app.prepare()  # an older backup's schema says so now: `db upgrade` next
-    print(f"restored from {args.path}")
+    print(f"база данных восстановлена из {args.path}")
     return 0
 
 
@@ -288,9 +286,9 @@ def cmd_check_config(app: App, args: argparse.Namespace) -> int:
 
     problems = check_everything(app)
     for line in problems:
-        print(f"PROBLEM: {line}")
+        print(f"ПРОБЛЕМА: {line}")
     if not problems:
-        print("settings and every server OK")
+        print("настройки и все серверы в порядке")
     return 1 if problems else 0
 
 
@@ -401,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # check-config reports like every other problem it finds (exit 1); any other command
         # cannot start (exit 2). Either way every problem, one line each.
         for line in exc.problems:
-            print(f"PROBLEM: {line}" if checking else f"inboxdesk: settings: {line}",
+            print(f"ПРОБЛЕМА: {line}" if checking else f"inboxdesk: settings: {line}",
                   file=sys.stdout if checking else sys.stderr)
         return 1 if checking else 2
     logs.configure(args.verbose, settings.log.format)

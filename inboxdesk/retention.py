@@ -57,8 +57,13 @@ class Done:
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
-    def __str__(self) -> str:
+    def __str__(self) -> str:  # for the log
         return ", ".join(f"{k} {v}" for k, v in self.as_dict().items())
+
+    def text(self) -> str:
+        """For a person: what was (or would be) done."""
+        return (f"исходных писем отфильтрованной почты {self.filtered_raw}; записей: без исходных писем "
+                f"{self.closed_raw}, без вложений {self.closed_files}, обезличено {self.anonymised}")
 
     def __bool__(self) -> bool:
         return any(self.as_dict().values())

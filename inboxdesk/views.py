@@ -74,6 +74,17 @@ def outbox_view(o: OutboxItem, zone: ZoneInfo, public_ids: dict[int, str] | None
             "next_attempt_at": localtime.iso(o.next_attempt_at, zone) if o.status == "pending" else None}
 
 
+# Dispositions (inboxdesk.domain.DISPOSITIONS) as a person reads them in a summary line.
+DISPOSITION_NAMES = {"ticket": "заявка", "followup": "дополнение", "filtered": "отфильтровано",
+                     "autoreply": "автоответ", "bounce": "возврат", "duplicate": "повтор", "error": "ошибка"}
+
+
+def dispositions_text(counts: dict[str, int], mailbox_kind: str = "tickets") -> str:
+    """`заявка 2, повтор 1` (a new record from an appeals mailbox is an обращение); `нового нет`."""
+    names = {**DISPOSITION_NAMES, **({"ticket": "обращение"} if mailbox_kind == "appeals" else {})}
+    return ", ".join(f"{names.get(k, k)} {v}" for k, v in sorted(counts.items())) or "нового нет"
+
+
 def public_ids(session: Session) -> dict[int, str]:
     return {row.id: row.public_id for row in session.execute(select(Ticket.id, Ticket.public_id))}
 

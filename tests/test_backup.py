@@ -60,7 +60,7 @@ def test_a_backup_restores_row_for_row_and_mail_since_then_comes_in_again_once(t
 
     backup = tmp_path / "inboxdesk.backup"
     status, out = cli(config, "backup", str(backup))
-    assert status == 0 and out.startswith(f"backup written: {backup} (")
+    assert status == 0 and out.startswith(f"резервная копия записана: {backup} (")
     assert cli(config, "backup", str(backup))[0] == 1  # never over an existing backup
     assert not list(tmp_path.glob("*.partial"))
 
@@ -72,7 +72,7 @@ def test_a_backup_restores_row_for_row_and_mail_since_then_comes_in_again_once(t
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     restored = maildir_settings(elsewhere, empty_url)
-    assert cli(restored, "restore", str(backup)) == (0, f"restored from {backup}\n")
+    assert cli(restored, "restore", str(backup)) == (0, f"база данных восстановлена из {backup}\n")
     assert rows(empty_url) == before
 
     # Over the live database only when asked; then the letter acknowledged since the backup is

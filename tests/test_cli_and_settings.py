@@ -63,17 +63,17 @@ def test_check_config_names_every_problem(tmp_path, dovecot, imap_account, smtp_
     status, out = cli(config, "check-config")
 
     assert status == 1
-    problems = [line for line in out.splitlines() if line.startswith("PROBLEM")]
+    problems = [line for line in out.splitlines() if line.startswith("ПРОБЛЕМА")]
     assert any("mailbox help" in p and "login failed" in p.lower() for p in problems)
     assert any("T_MISSING_PW" in p for p in problems)
-    assert any(p.startswith("PROBLEM: outbound") for p in problems)
+    assert any(p.startswith("ПРОБЛЕМА: outbound") for p in problems)
     assert all("wrong" not in p.split(":", 1)[1] for p in problems)  # never echo a password
 
     monkeypatch.setenv("T_IMAP_PW", imap_account.password)
     smtp_server.start()
     db = f"sqlite:///{tmp_path / 'db.sqlite3'}"
     config = write_settings(tmp_path, db, boxes[:1], smtp_out(smtp_server))
-    assert cli(config, "check-config") == (0, "settings and every server OK\n")
+    assert cli(config, "check-config") == (0, "настройки и все серверы в порядке\n")
 
 
 def test_ingest_feeds_files_and_stdin_and_never_makes_a_ticket_twice(tmp_path, monkeypatch):
@@ -89,7 +89,7 @@ def test_ingest_feeds_files_and_stdin_and_never_makes_a_ticket_twice(tmp_path, m
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(request.read_bytes())))
     status, out = cli(config, "ingest", "--mailbox", "help", "-")
 
-    assert status == 0 and "duplicate 1" in out
+    assert status == 0 and out == "записано писем: 1 (повтор 1)\n"
     assert len(cli_json(config, "tickets", "list")) == 1
     assert [r["disposition"] for r in cli_json(config, "inbound", "list")] == ["ticket", "duplicate"]
     assert cli(config, "ingest", "--mailbox", "nope", str(request))[0] == 1

@@ -131,11 +131,11 @@ def test_check_config_lists_every_settings_problem_one_line_each(tmp_path):
 
     assert status == 1
     assert out.splitlines() == [
-        "PROBLEM: mailbox[0].kind: must be one of tickets, appeals, got 'support'",
-        "PROBLEM: mailbox[0].port: expected an integer, got '993'",
-        "PROBLEM: outbound.pasword_env: unknown key",
-        'PROBLEM: outbound.host: required when transport = "smtp"',
-        "PROBLEM: desk.reopen_days: must not be negative",
+        "ПРОБЛЕМА: mailbox[0].kind: must be one of tickets, appeals, got 'support'",
+        "ПРОБЛЕМА: mailbox[0].port: expected an integer, got '993'",
+        "ПРОБЛЕМА: outbound.pasword_env: unknown key",
+        'ПРОБЛЕМА: outbound.host: required when transport = "smtp"',
+        "ПРОБЛЕМА: desk.reopen_days: must not be negative",
     ]
     status, _ = cli(config, "tickets", "list")
     assert status == 2
@@ -150,7 +150,7 @@ def test_check_config_wants_the_institution_id_for_the_department_letters(tmp_pa
                             institution={"name": "ГБУЗС «МИАЦ»", "id": " "})
     status, out = cli(config, "check-config")
     assert status == 1
-    assert out.startswith("PROBLEM: institution.id: empty") and len(out.splitlines()) == 1
+    assert out.startswith("ПРОБЛЕМА: institution.id: empty") and len(out.splitlines()) == 1
 
 
 def _telegram_settings(tmp_path: Path, api: BotApiServer, monkeypatch, token: str, chat: int) -> Path:
@@ -171,12 +171,12 @@ def test_check_config_tries_the_telegram_bot_and_its_staff_chat(tmp_path, monkey
         config = _telegram_settings(tmp_path, api, monkeypatch, "999:wrong", -100500)
         status, out = cli(config, "check-config")
         assert (status, out.splitlines()) == (1, [
-            "PROBLEM: telegram.token_env: Telegram does not accept the token in $T_BOT_TOKEN"])
+            "ПРОБЛЕМА: telegram.token_env: Telegram does not accept the token in $T_BOT_TOKEN"])
         assert "999:wrong" not in out  # never echo a secret
 
         config = _telegram_settings(tmp_path, api, monkeypatch, api.token, -100404)
         status, out = cli(config, "check-config")
-        assert status == 1 and out.startswith("PROBLEM: telegram.staff_chat_id: chat -100404 cannot be used")
+        assert status == 1 and out.startswith("ПРОБЛЕМА: telegram.staff_chat_id: chat -100404 cannot be used")
         assert "chat not found" in out.lower()
 
         api.bot_status = "left"
@@ -185,7 +185,7 @@ def test_check_config_tries_the_telegram_bot_and_its_staff_chat(tmp_path, monkey
         assert status == 1 and "is not a member of chat -100500" in out
 
         api.bot_status = "administrator"
-        assert cli(config, "check-config") == (0, "settings and every server OK\n")
+        assert cli(config, "check-config") == (0, "настройки и все серверы в порядке\n")
         assert {c.method for c in api.calls} >= {"getMe", "getChat", "getChatMember"}
 
 
@@ -202,7 +202,7 @@ def test_the_database_url_can_come_from_the_environment(tmp_path, monkeypatch, p
 
     monkeypatch.setenv("T_DATABASE_URL", postgres_url)
     assert load_settings(config).database_url == postgres_url
-    assert cli(config, "check-config") == (0, "settings and every server OK\n")
+    assert cli(config, "check-config") == (0, "настройки и все серверы в порядке\n")
 
 
 def test_anyone_can_ask_the_bot_for_their_ids_and_nothing_else(desk_config, api):
@@ -241,7 +241,7 @@ def test_a_missing_template_stops_start_up_loudly(tmp_path, monkeypatch):
         status, _ = cli(work / "settings.toml", "run", "--once")
         assert status == 2
         status, out = cli(work / "settings.toml", "check-config")
-        assert status == 1 and f"PROBLEM: templates: {broken / 'email' / 'ack.txt'}: not found" in out
+        assert status == 1 and f"ПРОБЛЕМА: templates: {broken / 'email' / 'ack.txt'}: not found" in out
     finally:
         templating.environment.cache_clear()
 
@@ -446,7 +446,7 @@ def test_lists_read_as_tables(world):
     request.write_bytes(letter(sender="ivanov@mail.example", to=APPEALS, subject="Запись",
                                body="Прошу записать к врачу."))
     status, out, _ = world.run("ingest", "--mailbox", "appeals", str(request))
-    assert (status, out) == (0, "1 recorded: appeal 1\n")
+    assert (status, out) == (0, "записано писем: 1 (обращение 1)\n")
     with pytest.raises(SystemExit) as done:
         main(["--version"])
     assert done.value.code == 0

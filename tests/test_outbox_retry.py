@@ -35,7 +35,7 @@ def test_failed_letters_go_out_again_when_an_admin_says_so(world, smtp_server):
     assert world.refused("outbox", "retry", "3", "--as", "sidorova").startswith(
         "Повторить можно только неотправленные письма; не такие: #3 (sent)")
     status, out, _ = world.run("outbox", "retry", "--failed", "--as", "sidorova")
-    assert (status, out) == (0, "2 letter(s) due again: #1, #2\n")
+    assert (status, out) == (0, "снова в очереди писем: 2 (#1, #2)\n")
 
     world.run_once()
     assert [o["status"] for o in world.ok("outbox", "list")] == ["sent", "sent", "sent"]

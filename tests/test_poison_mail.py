@@ -71,7 +71,7 @@ def test_values_longer_than_their_columns_still_make_tickets(tmp_path, config):
     nxt = tmp_path / "next.eml"
     nxt.write_bytes(letter(subject="Следующая заявка"))
     status, out = cli(config, "ingest", "--mailbox", "help", str(again), str(nxt))
-    assert (status, out) == (0, "2 recorded: duplicate 1, ticket 1\n")
+    assert (status, out) == (0, "записано писем: 2 (повтор 1, заявка 1)\n")
 
 
 def test_a_failing_message_is_retried_then_left_for_inbound_retry(config, monkeypatch):
@@ -103,7 +103,7 @@ def test_a_failing_message_is_retried_then_left_for_inbound_retry(config, monkey
         app.close()
 
     status, out = cli(config, "inbound", "retry", "--errors")
-    assert (status, out) == (0, "help: 1 retried: ticket 1\n")
+    assert (status, out) == (0, "help: обработано снова: 1 (заявка 1)\n")
     assert [r["disposition"] for r in cli_json(config, "inbound", "list")] == ["ticket", "ticket"]
     assert len(cli_json(config, "tickets", "list")) == 2
     assert cli(config, "inbound", "retry", "2")[0] == 1  # only `error` records

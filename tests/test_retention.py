@@ -240,9 +240,11 @@ def test_status_shows_what_retention_keeps_and_what_is_due(world):
     assert ("хранение: исходные письма отфильтрованной почты через 30 дн. (сейчас к выполнению: 1 писем); "
             "исходные письма завершённых записей через 60 дн.") in out
     assert at_clock(world, "retention", "--dry-run") == (
-        "due now: filtered_raw 1, closed_raw 0, closed_files 0, anonymised 0\n")
+        "к выполнению: исходных писем отфильтрованной почты 1; записей: без исходных писем 0, "
+        "без вложений 0, обезличено 0\n")
     assert at_clock(world, "retention") == (
-        "done: filtered_raw 1, closed_raw 0, closed_files 0, anonymised 0\n")
+        "выполнено: исходных писем отфильтрованной почты 1; записей: без исходных писем 0, "
+        "без вложений 0, обезличено 0\n")
     assert "последний раз" in at_clock(world, "status")
 
 
@@ -254,8 +256,8 @@ def test_settings_refuse_anonymising_inside_the_reopen_window(tmp_path, db_url, 
               extra="[retention]\nanonymise_days = 10\nclosed_raw_days = 0\n")
     status, out = cli(tmp_path / "settings.toml", "check-config")
     assert status == 1
-    assert ("PROBLEM: retention.closed_raw_days: expected a number of days of at least 1, got 0" in out)
-    assert ("PROBLEM: retention.anonymise_days: 10 is within desk.reopen_days (14): a sender's reply "
+    assert ("ПРОБЛЕМА: retention.closed_raw_days: expected a number of days of at least 1, got 0" in out)
+    assert ("ПРОБЛЕМА: retention.anonymise_days: 10 is within desk.reopen_days (14): a sender's reply "
             "could reopen a record that no longer knows them") in out
 
 

@@ -27,7 +27,7 @@ def test_everything_held_about_one_person(tmp_path, db_url):
 
     out = tmp_path / "petrova.json"
     status, said = cli(config, "export-data", "--requester", PERSON.upper(), "--out", str(out))
-    assert (status, said) == (0, f"2 record(s), 3 letter(s) received, 2 sent: {out}\n")
+    assert (status, said) == (0, f"записей: 2, полученных писем: 3, отправленных им: 2 — {out}\n")
     data = json.loads(out.read_text(encoding="utf-8"))
     assert [r["subject"] for r in data["records"]] == ["Первая заявка", "Вторая заявка"]
     [pdf] = data["records"][0]["files"]

@@ -40,12 +40,12 @@ def test_imap_and_smtp_verify_certificates_and_names(tmp_path, dovecot, imap_acc
 
         status, lines = check()  # the system's trust store knows neither certificate
         assert status == 1 and len(lines) == 2, lines
-        assert lines[0].startswith(f"PROBLEM: mailbox help: IMAP 127.0.0.1:{imap_port}")
+        assert lines[0].startswith(f"ПРОБЛЕМА: mailbox help: IMAP 127.0.0.1:{imap_port}")
         assert "not trusted" in lines[0]
-        assert lines[1].startswith(f"PROBLEM: outbound: SMTP 127.0.0.1:{smtp.port}")
+        assert lines[1].startswith(f"ПРОБЛЕМА: outbound: SMTP 127.0.0.1:{smtp.port}")
         assert "certif" in lines[1].lower()
 
-        assert check(ca="private CA") == (0, ["settings and every server OK"])
+        assert check(ca="private CA") == (0, ["настройки и все серверы в порядке"])
 
         other = _other_name_for_loopback()
         if other is None:
@@ -61,4 +61,4 @@ def test_a_missing_ca_file_is_named(tmp_path):
                             {"transport": "smtp", "host": "relay.example", "tls_ca_file": "ca/miac.pem"})
     status, out = cli(config, "check-config")
     missing = tmp_path / "ca" / "miac.pem"
-    assert (status, out) == (1, f"PROBLEM: outbound.tls_ca_file: no such file: {missing}\n")
+    assert (status, out) == (1, f"ПРОБЛЕМА: outbound.tls_ca_file: no such file: {missing}\n")

@@ -36,7 +36,7 @@ def test_an_old_database_waits_for_db_upgrade_and_keeps_its_data(tmp_path, db_ur
     assert refusal == (f"inboxdesk: the database's schema is 0001, this inboxdesk needs {head_revision()}: "
                        "back it up, then run `inboxdesk db upgrade`")
 
-    assert cli(config, "db", "upgrade") == (0, f"database schema at {head_revision()}\n")
+    assert cli(config, "db", "upgrade") == (0, f"схема базы данных: {head_revision()}\n")
     [ticket] = cli_json(config, "tickets", "list")
     assert (ticket["id"], ticket["subject"]) == ("HD-2026-000001", "Старая заявка")
     assert ticket["sender_check"] is None  # the new column, filled for old rows
