@@ -139,3 +139,19 @@ def test_a_letter_that_failed_shows_on_the_card_and_in_show(desk_config, dovecot
             assert len(cards(api)) >= 1
 
     asyncio.run(story())
+
+
+def test_the_cli_takes_a_filtered_letter_in_once_and_refuses_what_is_no_filtered_mail(clock):
+    """`inbound accept ID --as NAME`: first line only; a record made; a second time refused."""
+    from tests.story import cli
+
+    clock.at(msk(2026, 12, 4, 10)).ingest(letter(sender="head@gb9.example", subject="Не работает МИС"))
+    [row] = cli_json(clock.config, "inbound", "list")
+    assert row["disposition"] == "filtered"
+    status, out = cli(clock.config, "inbound", "accept", str(row["id"]), "--as", "ivanova")
+    [record] = clock.tickets()
+    assert (status, out) == (0, f"#{row['id']} принято: {record['id']}, статус «Новая»\n")
+    assert record["requester_email"] == "head@gb9.example"
+    assert cli(clock.config, "inbound", "accept", str(row["id"]), "--as", "ivanova")[0] == 1
+    assert cli(clock.config, "inbound", "accept", "999", "--as", "ivanova")[0] == 1
+    assert len(clock.tickets()) == 1
