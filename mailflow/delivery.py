@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from inboxdesk.failpoints import failpoint
 from inboxdesk.settings import OutboundSettings
+from mailflow.sources.maildir import make_maildir
 from mailflow.tls import client_context
 from storage import outbox
 from storage.db import Database
@@ -116,7 +117,10 @@ class MaildirTransport:
     """The embedded alternative: letters land as files in a local Maildir."""
 
     def __init__(self, path: Path) -> None:
-        self.box = mailbox.Maildir(path, factory=None, create=True)
+        # mailbox.Maildir(create=True) makes the subfolders only when `path` itself is new: an
+        # existing empty folder would refuse every letter, for good.
+        make_maildir(path)
+        self.box = mailbox.Maildir(path, factory=None, create=False)
 
     async def __aenter__(self) -> MaildirTransport:
         return self

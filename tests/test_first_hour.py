@@ -22,7 +22,7 @@ from inboxdesk.settings import load_settings
 from tests.bot_world import STAFF_CHAT, STRANGER, bot_said, daemon_running, until
 from tests.botapi import BotApiServer
 from tests.desk_world import APPEALS, World, body_lines
-from tests.story import cli, cli_json, letter, write_settings
+from tests.story import cli, cli_json, letter, maildir_settings, write_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -450,3 +450,19 @@ def test_lists_read_as_tables(world):
     with pytest.raises(SystemExit) as done:
         main(["--version"])
     assert done.value.code == 0
+
+
+def test_check_config_before_the_first_start_does_not_stop_letters_leaving(tmp_path):
+    """Issue 13, the service install tried on Debian 12: `check-config` (which proves the
+    outbound Maildir folder writable) made the folder empty; the daemon's Maildir then refused to
+    add letters ("No such file or directory: …/tmp/…") and they waited forever. A folder that
+    exists without tmp/new/cur is a Maildir to set up, not an outage."""
+    db_url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    config = maildir_settings(tmp_path, db_url)
+    assert cli(config, "check-config")[0] == 0
+    assert (tmp_path / "out").is_dir() and not any((tmp_path / "out").iterdir())
+    (tmp_path / "mail" / "new").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "mail" / "new" / "1.a.host").write_bytes(letter(subject="Первая заявка на сервере"))
+    assert cli(config, "run", "--once")[0] == 0
+    assert [o["status"] for o in cli_json(config, "outbox", "list")] == ["sent"]
+    assert len(list((tmp_path / "out" / "new").iterdir())) == 1

@@ -44,7 +44,7 @@ class MaildirSource:
     def open(self) -> None:
         """Create new/, cur/ and tmp/ when missing; a path that cannot be a Maildir is a SourceError."""
         try:
-            _make_maildir(self.path)
+            make_maildir(self.path)
         except OSError as exc:
             raise SourceError(f"Maildir {self.path}: {exc.strerror or exc}") from exc
 
@@ -109,7 +109,7 @@ class MaildirSource:
         target = self.path / f".{self.processed_folder}" if self.processed_folder else self.path
         try:
             if self.processed_folder:
-                _make_maildir(target)
+                make_maildir(target)
                 (target / "maildirfolder").touch()  # marks a Maildir++ subfolder for mail servers
             if any(r not in self._where for r in refs):
                 self._where.update(self._scan())
@@ -159,7 +159,9 @@ class MaildirSource:
         return found
 
 
-def _make_maildir(path: Path) -> None:
+def make_maildir(path: Path) -> None:
+    """tmp/, new/ and cur/ under `path`, whichever are missing (a folder may exist already,
+    empty: `check-config` makes it to prove it writable)."""
     for sub in SUBDIRS:
         (path / sub).mkdir(parents=True, exist_ok=True)
 
