@@ -295,7 +295,8 @@ class Intake:
                       stats: IntakeStats | None) -> tuple[int, int]:
         """One transaction over the first of `ids`; (how many of `ids` it covered, rows processed)."""
         started = time.monotonic()
-        decided: list[tuple[InboundMessage, str]] = []  # logged once committed: only what is true
+        decided: list[InboundMessage] = []  # logged once committed: only what is true
+        records: dict[int, str] = {}
         with self.db.transaction() as s:
             # Claimed in the read: rows another instance processed meanwhile are no longer
             # `recorded`, and on PostgreSQL rows it is processing now are locked and skipped.
@@ -329,19 +330,22 @@ class Intake:
                     known = known_dedup_keys(s, box, keys)
                     for row, msg, key in zip(group, msgs, keys, strict=True):
                         disposition = self._process_one(s, box, row, msg, key in known or key in seen)
-                        ticket = s.get(Ticket, row.ticket_id) if row.ticket_id else None  # in the session
-                        decided.append((row, ticket.public_id if ticket else ""))
+                        decided.append(row)
                         if disposition != "error":
                             seen.add(key)
                         if stats is not None:
                             stats.count(disposition)
                     last = start + len(group)
+                if decided and log.isEnabledFor(logging.INFO):  # their IDs, in one query
+                    made = {r.ticket_id for r in decided if r.ticket_id}
+                    records = dict(s.execute(select(Ticket.id, Ticket.public_id).where(
+                        Ticket.id.in_(made))).tuples().all()) if made else {}
             finally:
                 parsed.close()  # a step ended early: messages parsed ahead are dropped
                 for key in checked:  # those of filtered mail, follow-ups, duplicates
                     FORMS_AHEAD.pop(key, None)
-        for row, record in decided:
-            _log_decided(box, row, record)
+        for row in decided:
+            _log_decided(box, row, records.get(row.ticket_id or 0, ""))
         if last == len(rows):
             return len(ids), last
         return sum(1 for i in ids if i <= rows[last - 1].id), last
