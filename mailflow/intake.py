@@ -339,7 +339,7 @@ class Intake:
                 if decided and log.isEnabledFor(logging.INFO):  # their IDs, in one query
                     made = {r.ticket_id for r in decided if r.ticket_id}
                     records = dict(s.execute(select(Ticket.id, Ticket.public_id).where(
-                        Ticket.id.in_(made))).tuples().all()) if made else {}
+                        Ticket.id.in_(made))).all()) if made else {}
             finally:
                 parsed.close()  # a step ended early: messages parsed ahead are dropped
                 for key in checked:  # those of filtered mail, follow-ups, duplicates
